@@ -1,1 +1,16 @@
-"""Course utilities."""
+"""Utilities for the attention-interpretability course: model loading, checkers, corpus and metrics.
+
+`from utils import check, load_model` is all a notebook needs. Imports are lazy, so that tools such
+as `python -m utils.build` start without loading torch.
+"""
+
+from importlib import import_module
+
+_EXPORTS = {"check": "utils.checking", "load_model": "utils.models", "ModelUnavailableError": "utils.models"}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'utils' has no attribute {name!r}")

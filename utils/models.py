@@ -20,13 +20,14 @@ contributions add up. It cannot be undone on a loaded model; load again to get t
 from __future__ import annotations
 
 import json
+import os
 import socket
 from pathlib import Path
 
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-MODELS_DIR = REPO_ROOT / "models"
+MODELS_DIR = Path(os.environ.get("COURSE_MODELS_DIR", REPO_ROOT / "models"))  # override: tests, dev
 NATIVE_CONFIG = "native_config.json"
 WEIGHTS = "model.safetensors"
 HUB_HOST = ("huggingface.co", 443)
@@ -58,7 +59,7 @@ def load_model(name: str = "course-lm", *, checkpoint: int | None = None, compat
     if not isinstance(name, str):
         raise TypeError(f"load_model expects a model name as a string, e.g. 'course-lm' or 'gpt2'; got {type(name).__name__}")
     _quiet_transformers()
-    if (MODELS_DIR / name).is_dir():
+    if (MODELS_DIR / name).is_dir():  # a course model (or a broken one: _course_folder says so)
         model = _load_course_model(name, checkpoint, device)
     elif checkpoint is not None:
         raise ValueError(f"checkpoint= is only available for course models with snapshots; {name!r} is not one")
@@ -101,7 +102,7 @@ def build_native(config: dict, tokenizer=None):
 
 def _course_folder(name: str) -> Path:
     folder = MODELS_DIR / name
-    if not folder.is_dir():
+    if name not in course_models():
         known = ", ".join(course_models()) or "none found"
         raise ModelUnavailableError(f"no course model named {name!r}; the course ships: {known}")
     return folder

@@ -1,0 +1,118 @@
+"""The student notebooks and reference modules are generated from solutions/ and cannot drift."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from utils import build
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+
+
+def run_build(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "utils.build", "--root", str(root), *args],
+                          capture_output=True, text=True, cwd=ROOT)
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    for folder in ["solutions", "notebooks", "utils/reference"]:
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    return tmp_path
+
+
+def test_generated_files_are_up_to_date():
+    result = run_build(ROOT, "--check")
+    assert result.returncode == 0, result.stderr
+
+
+def test_editing_a_solution_without_regenerating_fails_the_check(repo_copy: Path):
+    source = repo_copy / "solutions" / "00_orientation.ipynb"
+    notebook = json.loads(source.read_text())
+    cell = next(c for c in notebook["cells"] if "### BEGIN SOLUTION" in "".join(c["source"]))
+    cell["source"] = "".join(cell["source"]).replace("log_softmax(dim=-1)", "log_softmax(dim=-1) * 1.0")
+    source.write_text(json.dumps(notebook, indent=1))
+
+    result = run_build(repo_copy, "--check")
+    assert result.returncode == 1
+    assert "out of date: utils/reference/nb00.py" in result.stderr
+    assert "out of date: notebooks/00_orientation.ipynb" not in result.stderr  # the stub hides the edit
+
+    assert run_build(repo_copy).returncode == 0
+    assert run_build(repo_copy, "--check").returncode == 0
+
+
+def test_editing_a_student_notebook_by_hand_fails_the_check(repo_copy: Path):
+    student = repo_copy / "notebooks" / "00_orientation.ipynb"
+    student.write_text(student.read_text().replace("Orientation", "Orientation!", 1))
+    result = run_build(repo_copy, "--check")
+    assert result.returncode == 1 and "out of date: notebooks/00_orientation.ipynb" in result.stderr
+
+
+@pytest.mark.parametrize("source", SOLUTIONS, ids=lambda p: p.name)
+def test_student_notebook_has_a_stub_for_every_solution_block_and_no_outputs(source: Path):
+    master = nbformat.read(source, as_version=4)
+    student = nbformat.read(ROOT / "notebooks" / source.name, as_version=4)
+    n_blocks = sum(c.source.count(build.BEGIN) for c in master.cells if c.cell_type == "code")
+    student_code = "\n".join(c.source for c in student.cells if c.cell_type == "code")
+    assert n_blocks >= 3
+    assert student_code.count("raise NotImplementedError()") >= n_blocks
+    assert build.BEGIN not in student_code and build.END not in student_code
+    assert all(not c.outputs and c.execution_count is None for c in student.cells if c.cell_type == "code")
+    assert [c.cell_type for c in student.cells] == [c.cell_type for c in master.cells]
+
+
+@pytest.mark.parametrize("source", SOLUTIONS, ids=lambda p: p.name)
+def test_every_exercise_in_a_notebook_is_checked_there(source: Path):
+    from utils.checking import exercises
+
+    number = source.name[:2]
+    code = "\n".join(c.source for c in nbformat.read(source, as_version=4).cells if c.cell_type == "code")
+    ids = [i for i in exercises() if i.startswith(f"{number}.")]
+    assert ids, f"{source.name} has no registered exercises"
+    for exercise_id in ids:
+        assert f'check("{exercise_id}", {exercises()[exercise_id].function})' in code
+
+
+def test_stub_keeps_the_signature_docstring_and_indentation():
+    cell = nbformat.v4.new_code_cell('def f(x):\n    """Doc."""\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION\n')
+    student = build.student_notebook(nbformat.v4.new_notebook(cells=[cell]), Path("t.ipynb"))
+    assert student.cells[0].source == 'def f(x):\n    """Doc."""\n    # YOUR CODE HERE\n    raise NotImplementedError()\n'
+
+
+@pytest.mark.parametrize("source", [
+    "def f():\n    ### BEGIN SOLUTION\n    return 1\n",
+    "def f():\n    ### END SOLUTION\n    ### BEGIN SOLUTION\n",
+    "def f():\n    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n    ### END SOLUTION\n    ### END SOLUTION\n",
+])
+def test_unbalanced_markers_are_an_error_naming_the_cell(source: str):
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("x"), nbformat.v4.new_code_cell(source)])
+    with pytest.raises(build.BuildError, match="t.ipynb, cell 1"):
+        build.student_notebook(notebook, Path("t.ipynb"))
+
+
+def test_exercise_cells_may_only_define_things():
+    cell = nbformat.v4.new_code_cell("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n\nprint(f())\n")
+    with pytest.raises(build.BuildError, match="cell 0, line 6: an exercise cell may hold only"):
+        build.reference_module(nbformat.v4.new_notebook(cells=[cell]), Path("t.ipynb"))
+
+
+def test_badly_named_solution_notebook_is_refused(tmp_path: Path):
+    (tmp_path / "solutions").mkdir()
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "solutions" / "orientation.ipynb")
+    result = run_build(tmp_path, "--check")
+    assert result.returncode == 2 and "named NN_name.ipynb" in result.stderr
+
+
+def test_a_generated_file_without_a_solution_is_reported_then_removed(repo_copy: Path):
+    orphan = repo_copy / "notebooks" / "09_orphan.ipynb"
+    shutil.copy(repo_copy / "notebooks" / "00_orientation.ipynb", orphan)
+    result = run_build(repo_copy, "--check")
+    assert result.returncode == 1 and "out of date: notebooks/09_orphan.ipynb" in result.stderr
+    assert run_build(repo_copy).returncode == 0 and not orphan.exists()

@@ -1,0 +1,68 @@
+"""The model loader: course models offline, a fast clear failure for hub models offline, bad input."""
+
+import time
+
+import pytest
+import torch
+
+from utils import models
+
+TINY = dict(d_model=32, d_head=8, n_heads=4, n_layers=2, n_ctx=16, d_vocab=11, attn_only=True,
+            act_fn="gelu", normalization_type="LN", seed=3)
+
+
+@pytest.fixture
+def models_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(models, "MODELS_DIR", tmp_path)
+    return tmp_path
+
+
+def test_native_model_round_trips_with_checkpoints(models_dir):
+    trained = models.build_native(TINY)
+    models.save_native(trained, TINY, models_dir / "tiny")
+    models.save_checkpoint(trained, models_dir / "tiny", step=20)
+    models.save_checkpoint(trained, models_dir / "tiny", step=5)
+
+    loaded = models.load_model("tiny")
+    tokens = torch.randint(0, TINY["d_vocab"], (2, 9))
+    assert not loaded.training
+    assert torch.equal(loaded(tokens), trained(tokens))
+    assert models.course_models() == ["tiny"]
+    assert models.list_checkpoints("tiny") == [5, 20]
+    snapshot = models.load_model("tiny", checkpoint=20)  # stored in float16
+    assert (snapshot(tokens) - trained(tokens)).abs().max() < 0.05
+
+
+def test_missing_checkpoint_lists_the_available_steps(models_dir):
+    models.save_native(models.build_native(TINY), TINY, models_dir / "tiny")
+    models.save_checkpoint(models.build_native(TINY), models_dir / "tiny", step=5)
+    with pytest.raises(models.ModelUnavailableError, match=r"no checkpoint at step 7; available steps: \[5\]"):
+        models.load_model("tiny", checkpoint=7)
+
+
+def test_unknown_course_model_is_a_clear_error(models_dir):
+    models.save_native(models.build_native(TINY), TINY, models_dir / "tiny")
+    (models_dir / "half-written").mkdir()  # a folder without a config is not a model
+    with pytest.raises(models.ModelUnavailableError, match="no course model named 'half-written'; the course ships: tiny"):
+        models.load_model("half-written")
+
+
+def test_hub_model_offline_fails_at_once_with_what_to_do(monkeypatch):
+    monkeypatch.setattr(models, "_hub_reachable", lambda timeout=1.0: False)
+    start = time.perf_counter()
+    with pytest.raises(models.ModelUnavailableError) as error:
+        models.load_model("surely-not-cached/model-xyz")
+    assert time.perf_counter() - start < 3
+    assert "you are offline and it is not in the Hugging Face cache" in str(error.value)
+    assert "load_model('course-lm')" in str(error.value)
+
+
+def test_checkpoint_for_a_hub_model_is_refused():
+    with pytest.raises(ValueError, match="only available for course models"):
+        models.load_model("gpt2", checkpoint=3)
+
+
+@pytest.mark.parametrize("bad", [None, 3, ["course-lm"]])
+def test_model_name_must_be_a_string(bad):
+    with pytest.raises(TypeError, match="expects a model name as a string"):
+        models.load_model(bad)

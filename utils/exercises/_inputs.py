@@ -1,0 +1,29 @@
+"""Inputs that several exercise specs build cases from."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+CHECKER_MODEL = "course-lm"
+
+
+@lru_cache(maxsize=None)
+def checker_model():
+    """The model hidden cases run on (loaded once per process)."""
+    from utils.models import load_model
+
+    return load_model(CHECKER_MODEL)
+
+
+def random_tokens(model, rng: np.random.Generator, batch: int, length: int) -> torch.Tensor:
+    """[batch, length] random tokens from the model's vocabulary, each row starting with BOS."""
+    bos = model.tokenizer.bos_token_id
+    body = rng.integers(3, model.cfg.d_vocab, size=(batch, length - 1))  # skip BOS, PAD, UNK
+    return torch.cat([torch.full((batch, 1), bos), torch.from_numpy(body)], dim=1).long()
+
+
+def randn(rng: np.random.Generator, *shape: int, scale: float = 1.0) -> torch.Tensor:
+    return torch.from_numpy(rng.standard_normal(shape) * scale).float()

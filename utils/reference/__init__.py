@@ -1,0 +1,1 @@
+"""Reference solutions, generated from solutions/ by `python -m utils.build`."""
