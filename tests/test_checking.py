@@ -178,3 +178,16 @@ def test_numbers_are_compared_with_tolerance():
 def test_every_notebook_exercise_has_a_reference_function():
     for exercise_id, spec in checking.exercises().items():
         assert callable(checking.reference_function(spec)), exercise_id
+
+
+def test_grading_run_sets_the_tier_and_collects_verdicts(exercise, capsys, monkeypatch, tmp_path):
+    import json
+
+    monkeypatch.setattr(checking, "reference_function", lambda spec: _double)
+    monkeypatch.setenv("COURSE_CHECK_TIER", "hidden")
+    monkeypatch.setenv("COURSE_CHECK_LOG", str(tmp_path / "verdicts.jsonl"))
+    checking.check("99.1", lambda x: 2 * x)
+    checking.check("99.1", lambda x: 3 * x)
+    assert capsys.readouterr().out.splitlines()[0] == "99.1 passed (10 hidden cases)"
+    records = [json.loads(line) for line in (tmp_path / "verdicts.jsonl").read_text().splitlines()]
+    assert [(r["exercise_id"], r["passed"], r["n_cases"]) for r in records] == [("99.1", True, 10), ("99.1", False, 10)]
