@@ -191,3 +191,11 @@ def test_grading_run_sets_the_tier_and_collects_verdicts(exercise, capsys, monke
     assert capsys.readouterr().out.splitlines()[0] == "99.1 passed (10 hidden cases)"
     records = [json.loads(line) for line in (tmp_path / "verdicts.jsonl").read_text().splitlines()]
     assert [(r["exercise_id"], r["passed"], r["n_cases"]) for r in records] == [("99.1", True, 10), ("99.1", False, 10)]
+
+
+def test_exercises_with_many_right_answers_compare_structure_then_invariants(exercise):
+    spec = checking._REGISTRY["99.1"]
+    spec.compare_values, spec.invariants = False, [lambda out, case: "must be finite" if not out.isfinite().all() else None]
+    assert verdict(lambda x: 5 * x).passed  # any values of the right shape and dtype
+    assert verdict(lambda x: x.double()).message.endswith("dtype — expected torch.float32, got torch.float64")
+    assert verdict(lambda x: x / 0).message.endswith("invariant — must be finite")
