@@ -1,0 +1,176 @@
+"""utils.viz: small offline circuitsvis views, the bundle once per session, the heatmap and the explorer."""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import circuitsvis
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from utils import viz
+from utils.models import build_native
+
+TOKENS = ["<|endoftext|>", "the", "cat", "sat"]
+WORDS = ["<|endoftext|>", "<pad>", "<unk>", "the", "cat", "sat", "on", "a", "mat", "dog"]
+TINY = dict(d_model=32, d_head=8, n_heads=4, n_layers=2, n_ctx=16, d_vocab=len(WORDS), attn_only=True,
+            act_fn="gelu", normalization_type="LN", seed=3)
+
+
+@pytest.fixture(autouse=True)
+def fresh_session():
+    viz.reset_session()
+
+
+def _pattern(n_heads: int = 2, n_tokens: int = len(TOKENS)) -> torch.Tensor:
+    scores = torch.randn(n_heads, n_tokens, n_tokens, generator=torch.Generator().manual_seed(0))  # [head, q, k]
+    future = torch.ones(n_tokens, n_tokens).triu(1).bool()  # [q, k]
+    return torch.softmax(scores.masked_fill(future, -torch.inf), -1)
+
+
+def _props(view_html: str) -> dict:
+    """The props object a view passes to CircuitsVis.render, read back as JSON."""
+    literal = re.search(r"CircuitsVis\.render\(d\.id,CircuitsVis\.\w+,(\{.*\})\)\}\)\(\)</script>$", view_html).group(1)
+    return json.loads(re.sub(r"(?<=[\[,])(-?)\.", r"\g<1>0.", literal))  # ".5" is JavaScript, "0.5" JSON
+
+
+def test_a_view_is_small_and_names_no_web_address():
+    viz.attention_heads(_pattern(), TOKENS)._repr_html_()  # the first view carries the bundle
+    for view in (viz.attention_heads(_pattern(), TOKENS), viz.attention_patterns(_pattern(), TOKENS)):
+        html = view._repr_html_()
+        assert len(html.encode()) < 1024
+        assert "unpkg" not in html and "http" not in html
+
+
+def test_the_bundle_comes_once_per_session_with_the_first_view():
+    bundle = f"<script>{viz.circuitsvis_bundle()}</script>"
+    first, *later = [viz.attention_heads(_pattern(), TOKENS)._repr_html_() for _ in range(3)]
+    assert first.startswith(bundle) and first.count(bundle) == 1 and "unpkg" not in first
+    assert all("CircuitsVis.render" in html and bundle not in html and len(html) < 1024 for html in later)
+    viz.reset_session()  # a new kernel session
+    assert viz.attention_patterns(_pattern(), TOKENS)._repr_html_().startswith(bundle)
+
+
+def test_in_colab_every_view_carries_the_bundle(monkeypatch):
+    monkeypatch.setitem(sys.modules, "google.colab", object())  # each Colab output is its own frame
+    views = [viz.attention_heads(_pattern(), TOKENS)._repr_html_() for _ in range(2)]
+    assert all(html.startswith(f"<script>{viz.circuitsvis_bundle()}</script>") for html in views)
+
+
+def test_load_circuitsvis_sends_the_bundle_so_views_need_not():
+    loader = viz.load_circuitsvis()
+    assert loader._repr_html_() == f"<script>{viz.circuitsvis_bundle()}</script>"
+    assert "<script>\"use strict\"" not in viz.attention_heads(_pattern(), TOKENS)._repr_html_()
+    assert "inlined once per session" in repr(loader)
+
+
+def test_the_bundle_is_the_wheels_iife_js():
+    wheel_js = (Path(circuitsvis.__file__).parent / "dist" / "cdn" / "iife.js").read_text(encoding="utf-8")
+    bundle = viz.circuitsvis_bundle()
+    assert "</script" not in bundle  # would end the inline <script> early
+    assert bundle.replace("<\\/script", "</script") == wheel_js
+    assert bundle.startswith('"use strict";var CircuitsVis=')  # a classic script defines window.CircuitsVis
+
+
+def test_element_ids_count_up_and_repeat_in_a_fresh_session():
+    def session() -> list[str]:
+        viz.reset_session()
+        return [viz.attention_heads(_pattern(), TOKENS)._repr_html_() for _ in range(2)]
+
+    first = session()
+    assert [re.search(r'<div id="([\w-]+)"', html).group(1) for html in first] == ["cv-view-1", "cv-view-2"]
+    assert session() == first
+
+
+def test_props_carry_the_pattern_and_tokens_safely():
+    tokens = ["<|endoftext|>", "<bos>", "a&b", "</script>"]
+    pattern = _pattern(3, len(tokens))
+    heads = viz.attention_heads(pattern, tokens, head_names=["L0H0", "L0H1", "L0H2"])._repr_html_()
+    heads = heads.split("</script>", 1)[1]  # after the bundle
+    patterns = viz.attention_patterns(pattern, tokens)._repr_html_()
+
+    for html in (heads, patterns):
+        assert html.count("</script>") == 1 and "<bos>" not in html
+        assert torch.allclose(torch.tensor(_props(html)["attention"]), pattern, atol=5e-4)
+    assert _props(heads)["tokens"] == tokens  # AttentionHeads draws tokens as text
+    assert _props(heads)["attentionHeadNames"] == ["L0H0", "L0H1", "L0H2"]
+    assert _props(patterns)["tokens"] == ["&lt;|endoftext|&gt;", "&lt;bos&gt;", "a&amp;b", "&lt;/script&gt;"]  # as HTML
+
+
+def test_text_repr_is_stable():
+    assert repr(viz.attention_heads(_pattern(), TOKENS)) == "attention_heads(2 heads, 4 tokens)"
+
+
+@pytest.mark.parametrize("pattern, tokens, head_names, message", [
+    (torch.rand(4, 4), TOKENS, None, r"shape \(4, 4\); expected \[head, query, key\] = \[n_heads, 4, 4\] for 4 tokens"),
+    (torch.rand(1, 2, 4, 4), TOKENS, None, r"batch dimension.*\[0\]"),
+    (torch.rand(2, 5, 5), TOKENS, None, r"shape \(2, 5, 5\); expected .*\[n_heads, 4, 4\]"),
+    (torch.rand(2, 4, 3), TOKENS, None, r"shape \(2, 4, 3\)"),
+    (torch.full((2, 4, 4), torch.nan), TOKENS, None, "NaN"),
+    (torch.rand(2, 4, 4), "the cat", None, "tokens must be a list of strings"),
+    (torch.rand(2, 4, 4), TOKENS, ["a"], "got 1 head names for 2 heads"),
+])
+@pytest.mark.parametrize("make_view", [viz.attention_heads, viz.attention_patterns])
+def test_bad_input_is_a_clear_error(make_view, pattern, tokens, head_names, message):
+    with pytest.raises(ValueError, match=message):
+        make_view(pattern, tokens, head_names=head_names)
+
+
+def test_plot_attention_draws_a_labelled_heatmap():
+    fig = viz.plot_attention(_pattern()[0], TOKENS, "layer 0, head 1")
+    heatmap, colorbar = fig.axes
+    assert isinstance(fig, Figure) and heatmap.get_title() == "layer 0, head 1"
+    assert [label.get_text() for label in heatmap.get_xticklabels()] == TOKENS
+    assert [label.get_text() for label in heatmap.get_yticklabels()] == TOKENS
+    assert "key" in heatmap.get_xlabel() and "query" in heatmap.get_ylabel()
+    assert colorbar.get_ylabel() == "attention weight"
+    with pytest.raises(ValueError, match=r"expected one head's \[query, key\] = \[4, 4\]"):
+        viz.plot_attention(_pattern(), TOKENS, "all heads")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A random 2-layer, 4-head model with a word-level tokenizer that prepends <|endoftext|>."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.post_processor = processors.TemplateProcessing(single="<|endoftext|> $A",
+                                                             special_tokens=[("<|endoftext|>", 0)])
+    folder = tmp_path_factory.mktemp("tokenizer")
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                            pad_token="<pad>", unk_token="<unk>").save_pretrained(str(folder))
+    return build_native(TINY, AutoTokenizer.from_pretrained(str(folder)))  # the bridge needs a saved tokenizer
+
+
+def test_explorer_redraws_the_selected_head(tiny_model, monkeypatch):
+    drawn, plot = [], viz.plot_attention
+
+    def recording_plot(pattern, tokens, title):
+        drawn.append((pattern, tokens, title))
+        return plot(pattern, tokens, title)
+
+    monkeypatch.setattr(viz, "plot_attention", recording_plot)
+    explorer = viz.attention_explorer(tiny_model, "the cat sat on a mat")
+    first_png = bytes(explorer.image.value)
+    assert first_png.startswith(b"\x89PNG") and explorer.status.value == ""
+
+    explorer.layer.value, explorer.head.value = 1, 2
+    _, cache = tiny_model.run_with_cache("the cat sat on a mat")
+    pattern, tokens, title = drawn[-1]
+    assert title == "layer 1, head 2" and tokens == ["<|endoftext|>", "the", "cat", "sat", "on", "a", "mat"]
+    assert torch.allclose(pattern, cache["blocks.1.attn.hook_pattern"][0, 2])
+    assert bytes(explorer.image.value) != first_png and explorer.status.value == ""
+    assert repr(explorer) == "AttentionExplorer(2 layers, 4 heads)"
+
+
+def test_explorer_reruns_on_a_new_prompt_and_reports_bad_ones(tiny_model):
+    explorer = viz.attention_explorer(tiny_model)
+    explorer.prompt.value = "a dog"
+    assert explorer._tokens == ["<|endoftext|>", "a", "dog"] and explorer.status.value == ""
+    explorer.prompt.value = " ".join(["the cat"] * 10)  # 21 tokens, more than n_ctx = 16
+    assert explorer.status.value == "ValueError: the prompt is 21 tokens; this model reads at most 16"
+    assert explorer._tokens == ["<|endoftext|>", "a", "dog"]  # the last good prompt stays shown

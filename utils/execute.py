@@ -1,0 +1,73 @@
+"""Run solution notebooks top to bottom, as CI does, to store their outputs or to time them.
+
+    python -m utils.execute solutions/03_induction_heads.ipynb   # execute in place, then regenerate
+    python -m utils.execute --benchmark                          # time every solution notebook
+
+The environment matches CI: one torch thread, no hub access, no progress bars. In-place execution
+stores the outputs that nbval later compares (minus bulky HTML such as the 1.3 MB circuitsvis bundle);
+the benchmark runs a copy and leaves the file alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+CI_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+
+
+def execute(path: Path, timeout_s: int = 600) -> tuple[nbformat.NotebookNode, float]:
+    """Execute a notebook in its own folder; return it with outputs, and the wall time in seconds."""
+    from nbclient import NotebookClient
+
+    os.environ.update(CI_ENV)
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(notebook, timeout=timeout_s, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    for cell in notebook.cells:
+        cell.metadata.pop("execution", None)  # timestamps would make every run a diff
+        _drop_bulky_html(cell)
+    return notebook, seconds
+
+
+def _drop_bulky_html(cell: nbformat.NotebookNode, limit: int = 100_000) -> None:
+    """Keep only the text of HTML outputs over `limit` characters (the inlined circuitsvis bundle).
+
+    Such cells are marked NBVAL_IGNORE_OUTPUT; the saved notebook stays small, and a reader who reruns
+    the cell gets the bundle back.
+    """
+    for output in cell.get("outputs", []):
+        if len(output.get("data", {}).get("text/html", "")) > limit:
+            del output["data"]["text/html"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m utils.execute", description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="solution notebooks (default: all)")
+    parser.add_argument("--benchmark", action="store_true", help="time the notebooks without changing them")
+    args = parser.parse_args(argv)
+    paths = args.notebooks or sorted((ROOT / "solutions").glob("*.ipynb"))
+    print(f"{'notebook':<40}{'seconds':>10}")
+    for path in paths:
+        notebook, seconds = execute(path.resolve())
+        print(f"{path.name:<40}{seconds:>10.1f}", flush=True)
+        if not args.benchmark:
+            nbformat.write(notebook, path)
+    if not args.benchmark:
+        from utils import build
+
+        build.build(ROOT, check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
