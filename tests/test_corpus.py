@@ -1,0 +1,122 @@
+"""The synthetic corpus, its prompt sets and the word-level tokenizer."""
+
+from collections import Counter
+
+import pytest
+
+from utils import corpus as C
+from utils.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
+
+
+def _flat(context: list[C.Document]) -> list[str]:
+    return [w for doc in context for w in doc.words]
+
+
+def test_stream_is_deterministic_and_seeded():
+    first = [_flat(c) for c, _ in zip(C.training_stream(3), range(50))]
+    again = [_flat(c) for c, _ in zip(C.training_stream(3), range(50))]
+    other = [_flat(c) for c, _ in zip(C.training_stream(4), range(50))]
+    assert first == again and first != other
+
+
+def test_contexts_start_with_bos_fit_and_mix_all_kinds():
+    kinds = Counter()
+    for context, _ in zip(C.training_stream(0, n_ctx=64), range(300)):
+        words = _flat(context)
+        assert words[0] == C.BOS and C.BOS not in words[1:] and len(words) <= 64
+        kinds.update(doc.kind for doc in context)
+    assert {"fact", "ioi", "grammar", "repeat", "random"} <= set(kinds)  # registry is off by default
+
+
+def test_repeat_documents_repeat_a_span():
+    rng, people, vocab = __import__("random").Random(0), C.subjects(), C.vocabulary()
+    doc = C.sample_document(rng, people, vocab, {"repeat": 1.0})
+    words = doc.words[:-1]
+    assert any(words[:k] == words[-k:] for k in range(3, 13))
+
+
+def test_registry_documents_list_attributes_after_the_name():
+    rng = __import__("random").Random(0)
+    doc = C.sample_document(rng, C.subjects(), C.vocabulary(), {"registry": 1.0})
+    person = next(p for p in C.subjects() if list(p.words) == doc.words[2:2 + len(p.words)])
+    assert doc.words[2 + len(person.words):-1] == [person.attributes[r] for r in C.RELATIONS]
+
+
+def test_grammar_documents_carry_labels():
+    rng = __import__("random").Random(0)
+    doc = C.sample_document(rng, C.subjects(), C.vocabulary(), {"grammar": 1.0})
+    assert len(doc.labels["pos"]) == len(doc.labels["number"]) == len(doc.words)
+
+
+def test_ioi_prompts_answers_and_counterfactuals():
+    prompts = C.ioi_prompts(120, seed=0)
+    assert prompts == C.ioi_prompts(120, seed=0)
+    assert len(C.IOI_TEMPLATES) >= 10 and len(set(C.NAMES)) >= 60
+    assert {p.template for p in prompts} == set(range(len(C.IOI_TEMPLATES)))
+    for p in prompts:
+        words, abc = [C.BOS] + p.text.split(), [C.BOS] + p.abc_text.split()
+        assert words.count(p.io) == 1 and words.count(p.s) == 2 and p.io != p.s
+        assert words[p.io_pos] == p.io and words[p.s1_pos] == words[p.s2_pos] == p.s and p.s2_pos > p.s1_pos
+        assert p.abc_name not in (p.io, p.s) and abc[p.s2_pos] == p.abc_name
+        assert [i for i, (a, b) in enumerate(zip(words, abc)) if a != b] == [p.s2_pos]
+
+
+def test_subjects_share_first_tokens_and_own_their_last():
+    people = C.subjects()
+    assert len(people) >= 300 and len({p.words for p in people}) == len(people)
+    assert {len(p.words) for p in people} == {2, 3}
+    assert min(Counter(p.words[0] for p in people).values()) >= 10
+    assert len({p.words[-1] for p in people}) == len(people)
+    others = set(C.NAMES) | set(C.FIRST_PARTS) | set(C.MIDDLE_PARTS) | set(sum(C.RELATIONS.values(), []))
+    assert not others & set(C.LAST_PARTS)
+    assert all(set(p.attributes) == set(C.RELATIONS) for p in people) and len(C.RELATIONS) >= 3
+
+
+@pytest.mark.parametrize("held_out", [False, True])
+def test_fact_prompts_spans_and_answers(held_out):
+    prompts = C.fact_prompts(None, seed=0, held_out=held_out)
+    assert len(prompts) == 3 * len(C.subjects()) and prompts[:20] == C.fact_prompts(20, seed=0, held_out=held_out)
+    by_name = {p.name: p for p in C.subjects()}
+    for f in prompts:
+        b, e = f.subject_span
+        assert f.str_tokens[0] == C.BOS and f.str_tokens[1:] == f.text.split()
+        assert " ".join(f.str_tokens[b:e]) == f.subject and b == 1
+        assert f.answer == by_name[f.subject].attributes[f.relation]
+        assert f.answer not in f.str_tokens
+    clauses = C.HELD_OUT_CLAUSES if held_out else C.CLAUSES
+    assert any(c in f.text for f in prompts for c in clauses)
+
+
+def test_probing_sentences_labels():
+    sentences = C.probing_sentences(300, seed=1)
+    assert sentences == C.probing_sentences(300, seed=1)
+    assert any(s.number[i] == 1 - s.subject_number for s in sentences for i in range(s.subject_index + 1, s.verb_index))
+    for s in sentences:
+        assert len(s.words) == len(s.pos) == len(s.number) and set(s.pos) <= set(C.POS_TAGS)
+        assert s.pos[s.subject_index] == "NOUN" and s.number[s.subject_index] == s.subject_number
+        assert s.pos[s.verb_index] in ("AUX", "VERB") and s.number[s.verb_index] == s.subject_number
+
+
+def test_repeated_random_tokens():
+    toks = C.repeated_random_tokens(4, 20, seed=0)
+    assert toks.shape == (4, 41) and (toks[:, 0] == C.token_ids()[C.BOS]).all()
+    assert (toks[:, 1:21] == toks[:, 21:]).all() and (toks == C.repeated_random_tokens(4, 20, seed=0)).all()
+    assert (toks[:, 1:] > 2).all()
+
+
+def test_tokenizer_round_trip_and_bos(tmp_path):
+    save_tokenizer(tmp_path)
+    tok = load_tokenizer(tmp_path)
+    assert '"PreTrainedTokenizerFast"' in (tmp_path / "tokenizer_config.json").read_text()
+    text = "when mary and john went to the store , john gave a drink to"
+    ids = tok(text)["input_ids"]
+    assert ids[0] == tok.bos_token_id == 0 and tok.convert_ids_to_tokens(ids)[0] == C.BOS
+    assert tok.decode(ids, skip_special_tokens=True) == text
+    assert ids[1:] == [C.token_ids()[w] for w in text.split()]
+    assert tok.pad_token == C.PAD and tok.unk_token == C.UNK
+
+
+def test_every_word_is_one_token():
+    tok = build_tokenizer()
+    ids = C.token_ids()
+    assert all(tok(w, add_special_tokens=False)["input_ids"] == [ids[w]] for w in C.vocabulary())
