@@ -43,13 +43,23 @@ def test_release_leaves_out_solutions_and_reference_code(released: Path):
     assert (released / "utils" / "checking.py").exists()
     assert not (released / "solutions").exists()
     assert not (released / "utils" / "reference").exists()
+    assert not [name for name in release.INSTRUCTOR_ONLY if (released / "utils" / name).exists()]
     shipped_text = "".join(p.read_text() for p in released.rglob("*") if p.suffix in (".py", ".ipynb", ".md"))
     for source in (ROOT / "solutions").glob("*.ipynb"):
         code = "\n".join(c.source for c in nbformat.read(source, as_version=4).cells if c.cell_type == "code")
         blocks = "\n".join(match.group(0) for match in build._BLOCK.finditer(code))
-        solution_lines = [line.strip() for line in blocks.splitlines() if len(line.strip()) > 25 and "###" not in line]
+        public = set(line.strip() for line in build._BLOCK.sub("", code).splitlines())  # shown to learners anyway
+        solution_lines = [line.strip() for line in blocks.splitlines()
+                          if len(line.strip()) > 25 and "###" not in line and line.strip() not in public]
         leaked = [line for line in solution_lines if line in shipped_text]
         assert not leaked, f"{source.name}: solution lines in the release: {leaked}"
+
+
+def test_student_notebooks_import_nothing_a_release_leaves_out(released: Path):
+    code = "\n".join(c.source for path in (released / "notebooks").glob("*.ipynb")
+                     for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    for name in release.INSTRUCTOR_ONLY:
+        assert f"utils.{name.removesuffix('.py')}" not in code and f"import {name.removesuffix('.py')}" not in code, name
 
 
 def test_public_checkers_work_from_frozen_expectations(released: Path):

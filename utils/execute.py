@@ -33,6 +33,7 @@ def execute(path: Path, timeout_s: int = 600) -> tuple[nbformat.NotebookNode, fl
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start
+    notebook.metadata.pop("widgets", None)  # saved widget state: useless without a kernel, and bulky
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)  # timestamps would make every run a diff
         _drop_bulky_html(cell)

@@ -2,8 +2,8 @@
 
     python -m utils.release DIR
 
-DIR gets README.md, requirements.txt, pyproject.toml, notebooks/, models/ and utils/ minus
-utils/reference/. In its place, utils/expected/nbNN.pt holds the reference's outputs on each exercise's
+DIR gets README.md, requirements.txt, pyproject.toml, notebooks/, models/ and utils/ minus the
+instructor-side modules (INSTRUCTOR_ONLY: the reference solutions and the tools built on them). In its place, utils/expected/nbNN.pt holds the reference's outputs on each exercise's
 public cases, so the public checkers work unchanged; the hidden tier needs the instructor's copy.
 """
 
@@ -20,7 +20,10 @@ from utils import build, checking
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ["README.md", "requirements.txt", "pyproject.toml", "notebooks", "models", "utils"]
-LEFT_OUT = shutil.ignore_patterns("reference", "expected", "__pycache__", "*.pyc")
+# Instructor-side modules: reference solutions, and tools that contain or build on exercise answers
+# (the model card's metrics, causal tracing, training recipes). Notebooks never import them.
+INSTRUCTOR_ONLY = ["reference", "metrics.py", "causal_trace.py", "model_card.py", "train_lm.py", "train_pointer.py"]
+LEFT_OUT = shutil.ignore_patterns(*INSTRUCTOR_ONLY, "expected", "__pycache__", "*.pyc")
 
 
 def release(destination: Path) -> None:

@@ -11,6 +11,8 @@ from torch import Tensor
 from transformer_lens import ActivationCache
 from utils import ModelUnavailableError, check, load_model
 from utils.notebook import progress
+from utils.corpus import repeated_random_tokens
+from utils.corpus import held_out_batch
 
 
 def per_token_loss(logits: Tensor, tokens: Tensor) -> Tensor:

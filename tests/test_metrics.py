@@ -1,0 +1,205 @@
+"""Metrics on synthetic inputs with answers worked out by hand, and causal-trace identities."""
+
+import copy
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from utils import causal_trace, corpus, metrics
+from utils.models import build_native
+
+HALF = 5  # len(r) in [BOS] + r + r
+T = 1 + 2 * HALF
+
+
+def perfect_induction() -> torch.Tensor:
+    """[1, 1, T, T]: first-copy tokens attend to themselves; second-copy token q attends to q - HALF + 1."""
+    pattern = torch.zeros(1, 1, T, T)
+    for q in range(T):
+        pattern[0, 0, q, q if q <= HALF else q - HALF + 1] = 1.0
+    return pattern
+
+
+def previous_token() -> torch.Tensor:
+    pattern = torch.zeros(1, 1, T, T)
+    pattern[0, 0, 0, 0] = 1.0
+    for q in range(1, T):
+        pattern[0, 0, q, q - 1] = 1.0
+    return pattern
+
+
+def causal_uniform(n: int = T) -> torch.Tensor:
+    return torch.tril(torch.ones(n, n)) / torch.arange(1, n + 1)[:, None]
+
+
+def test_perfect_induction_pattern():
+    pattern = perfect_induction()
+    assert metrics.induction_score(pattern, HALF).item() == pytest.approx(1.0)
+    assert metrics.previous_token_score(pattern).item() == pytest.approx(0.0)
+
+
+def test_previous_token_pattern():
+    pattern = previous_token()
+    assert metrics.previous_token_score(pattern).item() == pytest.approx(1.0)
+    assert metrics.induction_score(pattern, HALF).item() == pytest.approx(0.0)
+
+
+def test_causal_uniform_pattern_matches_analytic_means():
+    pattern = causal_uniform()[None, None]  # [1, 1, T, T]
+    second_half = [1 / (i + 1) for i in range(HALF + 1, T)]  # queries of the second copy
+    after_first = [1 / (i + 1) for i in range(1, T)]  # every query with a previous token
+    every = [1 / (i + 1) for i in range(T)]
+    assert metrics.induction_score(pattern, HALF).item() == pytest.approx(sum(second_half) / HALF)
+    assert metrics.previous_token_score(pattern).item() == pytest.approx(sum(after_first) / (T - 1))
+    assert metrics.bos_sink_score(pattern).item() == pytest.approx(sum(every) / T)
+    k = 3  # Gu et al.: alpha_k = mean over t >= k of A[t, k]
+    assert metrics.key_attention(pattern, k).item() == pytest.approx(sum(1 / (t + 1) for t in range(k, T)) / (T - k))
+
+
+def test_all_on_bos_is_a_full_sink():
+    pattern = torch.zeros(2, 3, T, T)
+    pattern[..., 0] = 1.0
+    assert torch.allclose(metrics.bos_sink_score(pattern), torch.ones(3))
+    assert metrics.sink_rate(pattern[None], key=0) == pytest.approx(100.0)
+    assert metrics.sink_rate(pattern[None], key=1) == pytest.approx(0.0)
+
+
+def test_sink_rate_counts_sample_layer_heads_above_eps():
+    patterns = causal_uniform(8)[None, None, None].repeat(2, 1, 4, 1, 1)  # [layer 2, batch 1, head 4, 8, 8]
+    patterns[0, 0, 0] = 0
+    patterns[0, 0, 0, :, 0] = 1  # one of the 8 (sample, layer, head) triples is a sink
+    # causal-uniform alpha_0 = mean(1/(t+1), t < 8) = 2.718/8 = 0.34 > 0.3, so the others count at eps=0.3
+    assert metrics.sink_rate(patterns, eps=0.3) == pytest.approx(100.0)
+    assert metrics.sink_rate(patterns, eps=0.5) == pytest.approx(100.0 / 8)
+
+
+class Uniform(torch.nn.Module):
+    """Logits that are equal everywhere: the loss is log(vocab) at every position."""
+
+    def __init__(self, vocab: int):
+        super().__init__()
+        self.vocab = vocab
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(*tokens.shape, self.vocab)
+
+
+def test_losses_of_a_uniform_predictor():
+    tokens = torch.randint(0, 7, (3, T), generator=torch.Generator().manual_seed(0))
+    losses = metrics.loss_by_position(Uniform(7), tokens)
+    assert losses.shape == (T - 1,)
+    assert torch.allclose(losses, torch.full((T - 1,), math.log(7)))
+    first, second = metrics.repeated_half_losses(Uniform(7), tokens)
+    assert first == pytest.approx(math.log(7)) and second == pytest.approx(math.log(7))
+    assert metrics.mean_loss(Uniform(7), tokens) == pytest.approx(math.log(7))
+
+
+class Copier(torch.nn.Module):
+    """Predicts the token HALF - 1 positions back (a perfect induction model on [BOS] + r + r)."""
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(*tokens.shape, 50)
+        for q in range(HALF, tokens.shape[1]):
+            logits[torch.arange(len(tokens)), q, tokens[:, q - HALF + 1]] = 20.0
+        return logits
+
+
+def test_repeated_half_losses_split_at_the_copies():
+    tokens = torch.randint(1, 50, (4, HALF))
+    repeated = torch.cat([torch.zeros(4, 1, dtype=torch.long), tokens, tokens], dim=1)  # [4, T]
+    first, second = metrics.repeated_half_losses(Copier(), repeated)
+    assert first == pytest.approx(math.log(50), rel=1e-3)
+    assert second < 1e-6
+
+
+@pytest.fixture(scope="module")
+def biased_lm(tmp_path_factory):
+    """A native bridge with the course tokenizer whose logits are its unembedding bias at every position."""
+    from transformers import AutoTokenizer
+
+    from utils.tokenizer import save_tokenizer
+
+    folder = tmp_path_factory.mktemp("tok")
+    save_tokenizer(folder)
+    vocab = corpus.token_ids()
+    config = dict(d_model=16, d_head=8, n_heads=2, n_layers=1, n_ctx=64, d_vocab=len(vocab), d_mlp=32, act_fn="gelu",
+                  normalization_type="LN", seed=0)
+    model = build_native(config, AutoTokenizer.from_pretrained(str(folder)))
+    state = model.state_dict()
+    state["unembed.weight"].zero_()
+    state["unembed.bias"].zero_()
+    state["unembed.bias"][vocab["mary"]] = 5.0
+    state["unembed.bias"][vocab["john"]] = 2.0
+    state["unembed.bias"][vocab["peru"]] = 1.0
+    model.load_state_dict(state)
+    return model
+
+
+def test_ioi_scores_on_known_logits(biased_lm):
+    texts = ["when mary and john went to the store , john gave a drink to",
+             "mary and john went to the garden . john gave a flower to"]  # two lengths
+    right = [SimpleNamespace(text=t, io="mary", s="john") for t in texts]
+    wrong = [SimpleNamespace(text=t, io="john", s="mary") for t in texts]
+    assert metrics.ioi_scores(biased_lm, right) == metrics.IOIResult(top1=1.0, logit_diff=3.0)
+    assert metrics.ioi_scores(biased_lm, right + wrong) == metrics.IOIResult(top1=0.5, logit_diff=0.0)
+
+
+def test_fact_recall_on_known_logits(biased_lm):
+    facts = corpus.fact_prompts(10)
+    expected = sum(p.answer == "mary" for p in facts) / len(facts)  # "mary" always wins
+    assert metrics.fact_recall(biased_lm, facts) == pytest.approx(expected)
+    renamed = [SimpleNamespace(text=p.text, answer="mary") for p in facts]
+    assert metrics.fact_recall(biased_lm, renamed) == 1.0
+
+
+# ---------------------------------------------------------------- causal tracing identities
+
+@pytest.fixture(scope="module")
+def random_lm():
+    return build_native(dict(d_model=32, d_head=8, n_heads=4, n_layers=3, n_ctx=16, d_vocab=40, d_mlp=64,
+                             act_fn="gelu", normalization_type="LN", seed=3))
+
+
+TOKENS = torch.tensor([0, 5, 9, 12, 7, 3, 22, 8, 31, 2])  # [pos]
+SPAN = (3, 6)  # subject tokens 3, 4, 5
+ANSWER = 17
+
+
+def test_zero_noise_scores_the_clean_run(random_lm):
+    result = causal_trace.trace(random_lm, TOKENS, SPAN, ANSWER, noise_std=0.0, samples=3)
+    clean = random_lm(TOKENS[None])[0, -1].softmax(-1)[ANSWER].item()
+    assert result.high == pytest.approx(clean, abs=1e-5)
+    assert result.low == pytest.approx(result.high, abs=1e-6)
+    assert torch.allclose(result.scores, torch.full_like(result.scores, result.high), atol=1e-6)
+
+
+def test_restoration_identities(random_lm):
+    result = causal_trace.trace(random_lm, TOKENS, SPAN, ANSWER, noise_std=1.0, samples=4)
+    assert result.scores.shape == (len(TOKENS), 3)
+    assert abs(result.high - result.low) > 1e-4  # the noise does something
+    assert result.scores[-1, -1].item() == pytest.approx(result.high, abs=1e-6)  # last token, last layer
+    before = result.scores[: SPAN[0]]  # positions the subject cannot reach (causal mask)
+    assert torch.allclose(before, torch.full_like(before, result.low), atol=1e-6)
+
+
+def test_sites_share_one_noise_draw(random_lm):
+    sites = [(0, 0), (SPAN[0], 1), (len(TOKENS) - 1, 2)]
+    together, low, high = causal_trace.trace_sites(random_lm, TOKENS, SPAN, ANSWER, sites, noise_std=1.0, samples=4)
+    for i, site in enumerate(sites):
+        alone, low_alone, _ = causal_trace.trace_sites(random_lm, TOKENS, SPAN, ANSWER, [site], 1.0, samples=4)
+        assert alone.item() == pytest.approx(together[i].item(), abs=1e-6)
+        assert low_alone == pytest.approx(low, abs=1e-6)
+
+
+def test_subject_embedding_std_pools_every_coordinate(biased_lm):
+    model = copy.deepcopy(biased_lm)
+    vocab, d = corpus.token_ids(), model.cfg.d_model
+    state = model.state_dict()
+    for value, word in enumerate(["mary", "john", "tom"], start=1):
+        state["embed.weight"][vocab[word]] = float(value)
+    model.load_state_dict(state)
+    # values 1, 2, 3, each d times: mean 2, unbiased variance (d + 0 + d) / (3d - 1)
+    expected = math.sqrt(2 * d / (3 * d - 1))
+    assert causal_trace.subject_embedding_std(model, ["mary john", "tom"]) == pytest.approx(expected, rel=1e-5)

@@ -1,0 +1,90 @@
+"""The pointer task generator, its helpers, and the flip test on hand-built oracle models."""
+
+import json
+
+import pytest
+import torch
+from scipy.stats import chisquare
+
+from utils import metrics, pointer, train_pointer
+
+TASK = pointer.PointerTask(8, 3)
+
+
+def test_sequence_layout_and_targets():
+    seqs = pointer.sample(TASK, 500, torch.Generator().manual_seed(0))
+    assert seqs.shape == (500, 8 + 3 + 1)
+    assert set(seqs.unique().tolist()) <= {0, 1}
+    for row in seqs.tolist():
+        memory, bits, target = row[:8], row[8:11], row[11]
+        address = bits[0] * 4 + bits[1] * 2 + bits[2]  # most significant bit first
+        assert address < 8
+        assert target == memory[address]
+
+
+def test_address_marginal_is_uniform():
+    task = pointer.PointerTask(32, 5)
+    seqs = pointer.sample(task, 20_000, torch.Generator().manual_seed(1))
+    counts = torch.bincount(pointer.decode_address(seqs, task), minlength=32)
+    assert len(counts) == 32  # no address beyond the memory
+    assert chisquare(counts.numpy()).pvalue > 0.001
+
+
+def test_encode_decode_round_trip():
+    address = torch.arange(32)
+    digits = pointer.encode_address(address, 5)
+    assert digits[5].tolist() == [0, 0, 1, 0, 1]
+    padded = torch.cat([torch.zeros(32, 32, dtype=torch.long), digits], dim=1)
+    assert torch.equal(pointer.decode_address(padded, pointer.PointerTask(32, 5)), address)
+
+
+def test_too_few_address_bits_rejected():
+    with pytest.raises(ValueError):
+        pointer.PointerTask(9, 3)
+
+
+def test_flip_cells_and_other_cells():
+    inputs = torch.zeros(4, 11, dtype=torch.long)
+    flipped = pointer.flip_cells(inputs, torch.tensor([0, 3, 7, 7]))
+    assert flipped.sum().item() == 4 and flipped[1, 3] == 1 and inputs.sum() == 0
+    address = torch.randint(0, 8, (5000,), generator=torch.Generator().manual_seed(0))
+    others = pointer.other_cells(address, TASK, torch.Generator().manual_seed(1))
+    assert (others != address).all() and others.min() >= 0 and others.max() < 8
+    assert len(others.unique()) == 8
+
+
+class Oracle(torch.nn.Module):
+    """Reads the addressed bit exactly; logits [batch, pos, 2] with the answer at every position."""
+
+    def __init__(self, task: pointer.PointerTask, constant: bool = False):
+        super().__init__()
+        self.task, self.constant = task, constant
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        answer = torch.zeros(len(inputs), dtype=torch.long)
+        if not self.constant:
+            answer = inputs.gather(1, pointer.decode_address(inputs, self.task)[:, None])[:, 0]
+        logits = torch.nn.functional.one_hot(answer, 2).float() * 10  # [batch, 2]
+        return logits[:, None].expand(-1, inputs.shape[1], -1)
+
+
+def test_oracle_is_perfect_on_accuracy_and_flip_test():
+    oracle = Oracle(TASK)
+    assert metrics.pointer_accuracy(oracle, TASK, n=2000) == 1.0
+    flips = metrics.flip_test(oracle, TASK, n=600)
+    assert flips.addressed == 1.0 and flips.other == 0.0
+
+
+def test_constant_model_never_follows_a_flip():
+    constant = Oracle(TASK, constant=True)
+    assert 0.4 < metrics.pointer_accuracy(constant, TASK, n=4000) < 0.6
+    flips = metrics.flip_test(constant, TASK, n=600)
+    assert flips.addressed == 0.0 and flips.other == 0.0
+
+
+def test_smoke_training_writes_a_loadable_model(tmp_path):
+    train_pointer.main(["pointer-8", "--smoke", "--out", str(tmp_path / "p8")])
+    record = json.loads((tmp_path / "p8" / "training.json").read_text())
+    assert record["steps"] == 20 and 0.0 <= record["final_accuracy"] <= 1.0
+    config = json.loads((tmp_path / "p8" / "native_config.json").read_text())
+    assert config["n_ctx"] == TASK.context and config["d_vocab"] == 2
