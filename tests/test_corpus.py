@@ -120,3 +120,18 @@ def test_every_word_is_one_token():
     tok = build_tokenizer()
     ids = C.token_ids()
     assert all(tok(w, add_special_tokens=False)["input_ids"] == [ids[w]] for w in C.vocabulary())
+
+
+def test_held_out_batch_rows_are_full_length_bos_first_and_unseen_by_training():
+    ids = C.token_ids()
+    batch = C.held_out_batch(n=6, length=30)
+    assert batch.shape == (6, 30)
+    assert (batch[:, 0] == ids[C.BOS]).all()
+    assert not (batch == ids[C.PAD]).any()
+    training = next(C.training_stream(0))  # the recipes' seed
+    assert [ids[w] for doc in training for w in doc.words][:30] != batch[0].tolist()
+
+
+def test_held_out_batch_rejects_rows_longer_than_a_context():
+    with pytest.raises(ValueError, match="length must be between 1 and the context size 64; got 65"):
+        C.held_out_batch(n=1, length=65)

@@ -338,13 +338,15 @@ def repeated_random_tokens(batch: int = 10, length: int = 25, seed: int = 0) -> 
     return torch.tensor(rows)  # [batch, 1 + 2 * length]
 
 
-def held_out_batch(n: int, length: int, seed: int = 12345) -> torch.Tensor:
+def held_out_batch(n: int, length: int, seed: int = 12345, n_ctx: int = 64) -> torch.Tensor:
     """n rows of exactly `length` token ids: openings of training-mix contexts that training never saw.
 
     Training streams use other seeds (utils.train_lm), so these are fresh samples of the same language:
     BOS first, no padding. Shape [n, length].
     """
-    ids, stream, rows = token_ids(), training_stream(seed), []
+    if not 1 <= length <= n_ctx:
+        raise ValueError(f"length must be between 1 and the context size {n_ctx}; got {length}")
+    ids, stream, rows = token_ids(), training_stream(seed, n_ctx), []
     while len(rows) < n:
         words = [w for doc in next(stream) for w in doc.words]
         if len(words) >= length:
