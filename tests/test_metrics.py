@@ -62,8 +62,8 @@ def test_all_on_bos_is_a_full_sink():
     pattern = torch.zeros(2, 3, T, T)
     pattern[..., 0] = 1.0
     assert torch.allclose(metrics.bos_sink_score(pattern), torch.ones(3))
-    assert metrics.sink_rate(pattern[None], key=0) == pytest.approx(100.0)
-    assert metrics.sink_rate(pattern[None], key=1) == pytest.approx(0.0)
+    assert metrics.sink_rate(pattern[None], 0, 0.3) == pytest.approx(100.0)
+    assert metrics.sink_rate(pattern[None], 1, 0.3) == pytest.approx(0.0)
 
 
 def test_sink_rate_counts_sample_layer_heads_above_eps():
@@ -71,8 +71,8 @@ def test_sink_rate_counts_sample_layer_heads_above_eps():
     patterns[0, 0, 0] = 0
     patterns[0, 0, 0, :, 0] = 1  # one of the 8 (sample, layer, head) triples is a sink
     # causal-uniform alpha_0 = mean(1/(t+1), t < 8) = 2.718/8 = 0.34 > 0.3, so the others count at eps=0.3
-    assert metrics.sink_rate(patterns, eps=0.3) == pytest.approx(100.0)
-    assert metrics.sink_rate(patterns, eps=0.5) == pytest.approx(100.0 / 8)
+    assert metrics.sink_rate(patterns, 0, 0.3) == pytest.approx(100.0)
+    assert metrics.sink_rate(patterns, 0, 0.5) == pytest.approx(100.0 / 8)
 
 
 class Uniform(torch.nn.Module):

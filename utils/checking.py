@@ -125,7 +125,7 @@ def run_check(exercise_id: str, fn: Callable, *, tier: str = "public", reference
     if tier not in TIERS:
         return Verdict(exercise_id, False, f"{exercise_id}: tier must be one of {TIERS}; got {tier!r}")
     spec = known[exercise_id]
-    cases = _cases(spec, tier)
+    cases = cases_for(spec, tier)
     expected = _expected_outputs(spec, cases, tier, reference)
     if isinstance(expected, str):
         return Verdict(exercise_id, False, f"{exercise_id}: {expected}")
@@ -159,7 +159,8 @@ def reference_function(spec: Exercise) -> Callable:
     return getattr(module, spec.function)
 
 
-def _cases(spec: Exercise, tier: str) -> list[Case]:
+def cases_for(spec: Exercise, tier: str) -> list[Case]:
+    """The cases a run of `spec` uses: the same every time for a tier (and grading seed)."""
     if tier == "public":
         seed, n_random = PUBLIC_SEED, spec.n_random
     else:

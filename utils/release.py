@@ -47,7 +47,7 @@ def freeze_expected(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     by_notebook: dict[str, dict[str, list]] = {}
     for exercise_id, spec in checking.exercises().items():
-        cases = checking._cases(spec, "public")
+        cases = checking.cases_for(spec, "public")
         reference = checking.reference_function(spec)
         by_notebook.setdefault(exercise_id.split(".")[0], {})[exercise_id] = [reference(*case.args) for case in cases]
     for notebook, expected in by_notebook.items():

@@ -24,3 +24,9 @@ def random_tokens(model, rng: np.random.Generator, batch: int, length: int) -> t
 
 def randn(rng: np.random.Generator, *shape: int, scale: float = 1.0) -> torch.Tensor:
     return torch.from_numpy(rng.standard_normal(shape) * scale).float()
+
+
+def causal_patterns(rng: np.random.Generator, batch: int, heads: int, pos: int) -> torch.Tensor:
+    """Random attention patterns under a causal mask: [batch, head, pos, pos], rows summing to 1."""
+    future = torch.ones(pos, pos, dtype=torch.bool).triu(diagonal=1)
+    return randn(rng, batch, heads, pos, pos, scale=2.0).masked_fill(future, float("-inf")).softmax(-1)

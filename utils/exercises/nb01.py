@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from utils.checking import Case, Exercise, register
-from utils.exercises._inputs import checker_model, randn, random_tokens
+from utils.exercises._inputs import causal_patterns, checker_model, randn, random_tokens
 from utils.exercises.nb00 import _future_is_zero, _rows_sum_to_one
 
 
@@ -30,16 +30,11 @@ register(Exercise("01.1", "attention_from_residual", _residual_cases, invariants
                   atol=1e-5, rtol=1e-4))
 
 
-def _causal_patterns(rng: np.random.Generator, batch: int, heads: int, pos: int) -> torch.Tensor:
-    future = torch.ones(pos, pos, dtype=torch.bool).triu(diagonal=1)
-    return randn(rng, batch, heads, pos, pos, scale=2.0).masked_fill(future, float("-inf")).softmax(-1)
-
-
 def _diagonal_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
     cases = []
     for _ in range(n_random):
         pos = int(rng.integers(3, 14))
-        cases.append(Case("random", (_causal_patterns(rng, int(rng.integers(1, 4)), int(rng.integers(1, 5)), pos),
+        cases.append(Case("random", (causal_patterns(rng, int(rng.integers(1, 4)), int(rng.integers(1, 5)), pos),
                                      -int(rng.integers(0, pos - 1)))))
     previous = torch.zeros(2, 3, 6, 6)
     previous[..., 0, 0] = 1.0
@@ -56,7 +51,7 @@ def _sink_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
     cases = []
     for index in range(n_random):
         pos, batch = int(rng.integers(4, 16)), int(rng.integers(2, 5))
-        patterns = torch.stack([_causal_patterns(rng, batch, 3, pos) for _ in range(int(rng.integers(1, 4)))])
+        patterns = torch.stack([causal_patterns(rng, batch, 3, pos) for _ in range(int(rng.integers(1, 4)))])
         k = 0 if index == 0 else int(rng.integers(1, pos // 2))
         eps = patterns[..., k:, k].mean(-1).median().item() + 1e-4  # about half the heads are sinks: a sharp test
         cases.append(Case("random", (patterns, k, eps)))
@@ -82,7 +77,7 @@ def _value_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
     for _ in range(n_random):
         batch, heads, pos, d_head, d_model = (int(rng.integers(1, 3)), int(rng.integers(1, 4)), int(rng.integers(2, 10)),
                                               int(rng.choice([2, 4, 8])), int(rng.integers(4, 20)))
-        cases.append(Case("random", (_causal_patterns(rng, batch, heads, pos), randn(rng, batch, pos, heads, d_head),
+        cases.append(Case("random", (causal_patterns(rng, batch, heads, pos), randn(rng, batch, pos, heads, d_head),
                                      randn(rng, heads, d_head, d_model))))
     model = checker_model()
     layer = int(rng.integers(0, model.cfg.n_layers))

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from utils.checking import Case, Exercise, register
-from utils.exercises._inputs import checker_model, randn
+from utils.exercises._inputs import causal_patterns, checker_model, randn
 
 INDUCTION_MODEL = "attn-only-2l"
 
@@ -45,12 +45,6 @@ register(Exercise("03.1", "repeated_tokens", _repeated_cases, compare_values=Fal
                   invariants=[_bos_then_two_equal_halves, _drawn_from_vocab]))
 
 
-def _causal_patterns(rng: np.random.Generator, batch: int, heads: int, pos: int) -> torch.Tensor:
-    scores = randn(rng, batch, heads, pos, pos, scale=2.0)
-    future = torch.ones(pos, pos, dtype=torch.bool).triu(diagonal=1)
-    return scores.masked_fill(future, float("-inf")).softmax(-1)  # [batch, head, pos, pos]
-
-
 def _perfect_induction(half: int) -> torch.Tensor:
     pos = 1 + 2 * half
     pattern = torch.zeros(1, 1, pos, pos)
@@ -64,9 +58,9 @@ def _induction_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
     cases = []
     for _ in range(n_random):
         half = int(rng.integers(2, 10))
-        cases.append(Case("random", (_causal_patterns(rng, int(rng.integers(1, 4)), int(rng.integers(1, 5)), 1 + 2 * half), half)))
+        cases.append(Case("random", (causal_patterns(rng, int(rng.integers(1, 4)), int(rng.integers(1, 5)), 1 + 2 * half), half)))
     cases.append(Case("edge", (_perfect_induction(6), 6), "a perfect induction head: score 1"))
-    cases.append(Case("edge", (_causal_patterns(rng, 2, 3, 3), 1), "half=1"))
+    cases.append(Case("edge", (causal_patterns(rng, 2, 3, 3), 1), "half=1"))
     return cases
 
 
@@ -74,13 +68,13 @@ register(Exercise("03.2", "induction_score", _induction_cases))
 
 
 def _previous_token_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
-    cases = [Case("random", (_causal_patterns(rng, int(rng.integers(1, 4)), int(rng.integers(1, 5)), int(rng.integers(2, 15))),))
+    cases = [Case("random", (causal_patterns(rng, int(rng.integers(1, 4)), int(rng.integers(1, 5)), int(rng.integers(2, 15))),))
              for _ in range(n_random)]
     perfect = torch.zeros(1, 2, 7, 7)
     perfect[:, :, 0, 0] = 1.0
     perfect[:, :, torch.arange(1, 7), torch.arange(0, 6)] = 1.0
     cases.append(Case("edge", (perfect,), "a perfect previous-token head: score 1"))
-    cases.append(Case("edge", (_causal_patterns(rng, 3, 2, 2),), "two positions"))
+    cases.append(Case("edge", (causal_patterns(rng, 3, 2, 2),), "two positions"))
     return cases
 
 
