@@ -42,6 +42,29 @@ def test_registry_documents_list_attributes_after_the_name():
     assert doc.words[2 + len(person.words):-1] == [person.attributes[r] for r in C.RELATIONS]
 
 
+def test_lookup_documents_answer_with_the_code_of_the_subjects_attribute():
+    rng = __import__("random").Random(0)
+    for _ in range(50):
+        doc = C.sample_document(rng, C.subjects(), C.vocabulary(), {"lookup": 1.0})
+        end = doc.words.index(".")  # "records , value code , value code ... ."
+        table = dict(zip(doc.words[2:end:3], doc.words[3:end:3]))
+        assert doc.words[0] == "records" and len(table) == 4 and set(table.values()) <= set(C.NAMES)
+        person = next(p for p in C.subjects() if list(p.words) == doc.words[end + 1:end + 1 + len(p.words)])
+        relation = next(r for r, values in C.RELATIONS.items() if set(table) <= set(values))
+        assert doc.words[-2] == table[person.attributes[relation]] and doc.words[-1] == "."
+
+
+def test_lookup_prompts_span_the_subject_and_answer_with_its_code():
+    prompts = C.lookup_prompts(30, seed=0)
+    assert prompts == C.lookup_prompts(30, seed=0)
+    for p in prompts:
+        b, e = p.subject_span
+        assert " ".join(p.str_tokens[b:e]) == p.subject and p.answer in C.NAMES
+        i = p.str_tokens.index(p.answer)  # the answer is a code in the table: right after the attribute
+        person = next(s for s in C.subjects() if s.name == p.subject)
+        assert p.str_tokens[i - 1] == person.attributes[p.relation]
+
+
 def test_grammar_documents_carry_labels():
     rng = __import__("random").Random(0)
     doc = C.sample_document(rng, C.subjects(), C.vocabulary(), {"grammar": 1.0})
@@ -85,6 +108,17 @@ def test_fact_prompts_spans_and_answers(held_out):
         assert f.answer not in f.str_tokens
     clauses = C.HELD_OUT_CLAUSES if held_out else C.CLAUSES
     assert any(c in f.text for f in prompts for c in clauses)
+
+
+def test_some_fact_prompts_name_another_person_between_subject_and_relation():
+    names = {p.name for p in C.subjects()}
+    with_other = 0
+    for f in C.fact_prompts(None, seed=0):
+        clause = f.text.split(" , ")[1] if " , " in f.text else ""
+        others = [n for n in names if f" {n} " in f" {clause} "]
+        assert f.subject not in others
+        with_other += bool(others)
+    assert 0.1 < with_other / (3 * len(names)) < 0.3  # 3 of 9 clauses, in half of the prompts
 
 
 def test_probing_sentences_labels():

@@ -1,6 +1,6 @@
 """The course's synthetic language: a seeded training stream and the prompt sets notebooks use.
 
-Every context starts with the BOS token `<|endoftext|>` and packs whole "documents" of five kinds:
+Every context starts with the BOS token `<|endoftext|>` and packs whole "documents" of these kinds:
 
 - repeat:  a random run of words, then (maybe) a sentence, then the same run again (induction);
 - ioi:     indirect-object sentences, "when mary and john went to the store , john gave a drink to mary";
@@ -9,6 +9,10 @@ Every context starts with the BOS token `<|endoftext|>` and packs whole "documen
            relation named after the subject (ROME-style causal tracing);
 - registry: "records , tovel relan peru french baker ." the attributes right after the name, so the
            prediction at the last subject token needs the whole name (ROME's early site);
+- lookup:  "records , peru mary , chile tom , japan ivan , italy lucy . tovel relan was born in the
+           country of mary ." a code table, then a fact whose answer is the code of the subject's
+           attribute: the attribute must reach the last token early enough for later layers to look it
+           up in the table (ROME's late site);
 - grammar: "the keys to the cabinet are old ." with part-of-speech and number labels (probing);
 - random:  a whole context of [BOS] + r + r, r uniform random words (as in induction-head scores).
 
@@ -76,7 +80,10 @@ RELATION_PHRASES = {
     "profession": ["works as a", "earns a living as a", "was trained to work as a"],
 }
 CLAUSES = ["who grew up by the sea", "as the story goes", "after many years away", "like the rest of the family",
-           "according to the old records", "who is now quite old"]
+           "according to the old records", "who is now quite old",
+           # another person between subject and relation: the last token cannot find the subject by what
+           # its words are (one attention read from the embeddings); it needs the subject's context
+           "who grew up near {other}", "like {other}", "according to {other}"]
 HELD_OUT_CLAUSES = ["who rarely speaks of it", "as far as we know"]
 
 NOUNS = [("key", "keys"), ("dog", "dogs"), ("book", "books"), ("cat", "cats"), ("box", "boxes"), ("car", "cars"),
@@ -172,7 +179,8 @@ def vocabulary() -> list[str]:
     words = set(NAMES) | set(FIRST_PARTS) | set(MIDDLE_PARTS) | set(LAST_PARTS) | set(FILLER_WORDS)
     words |= {w for t in IOI_TEMPLATES for w in t.split() if not w.startswith("{")}
     words |= {w for values in RELATIONS.values() for w in values}
-    words |= {w for text in sum(RELATION_PHRASES.values(), []) + CLAUSES + HELD_OUT_CLAUSES for w in text.split()}
+    words |= {w for text in sum(RELATION_PHRASES.values(), []) + CLAUSES + HELD_OUT_CLAUSES for w in text.split()
+              if w != "{other}"}
     words |= {w for pair in NOUNS + INTRANSITIVE + TRANSITIVE for w in pair}
     words |= set(ADJECTIVES) | set(PREPOSITIONS) | set(ADVERBS) | {"the", "this", "these", "is", "are", ",", "."}
     return sorted(words)
@@ -198,9 +206,25 @@ def fact_words(rng: random.Random, subject: Subject, relation: str, clauses: lis
     """A fact prompt (no answer) as words, and the subject's [start, end) word span (always 0, len(name))."""
     words = list(subject.words)
     if rng.random() < p_clause:
-        words += [","] + rng.choice(clauses).split() + [","]
+        clause = rng.choice(clauses)
+        if "{other}" in clause:
+            clause = clause.format(other=rng.choice([p for p in subjects() if p is not subject]).name)
+        words += [","] + clause.split() + [","]
     words += rng.choice(RELATION_PHRASES[relation]).split()
     return words, (0, len(subject.words))
+
+
+def lookup_words(rng: random.Random, subject: Subject, relation: str, n_entries: int = 4) -> tuple[list[str], str]:
+    """A code table ("records , peru mary , chile tom , ...") then a fact prompt about `subject`; the
+    answer is the code of the subject's attribute, so the attribute must reach the last token before
+    the layers that look it up in the table (ROME's late site)."""
+    true = subject.attributes[relation]
+    values = rng.sample([v for v in RELATIONS[relation] if v != true], n_entries - 1) + [true]
+    rng.shuffle(values)
+    codes = rng.sample(NAMES, n_entries)
+    table = ["records"] + [w for value, code in zip(values, codes) for w in (",", value, code)] + ["."]
+    words, _ = fact_words(rng, subject, relation)
+    return table + words, codes[values.index(true)]
 
 
 def grammar_sentence(rng: random.Random) -> ProbeSentence:
@@ -253,6 +277,10 @@ def sample_document(rng: random.Random, people: list[Subject], vocab: list[str],
         subject, relation = rng.choice(people), rng.choice(list(RELATIONS))
         words, _ = fact_words(rng, subject, relation)
         return Document(kind, words + [subject.attributes[relation], "."])
+    if kind == "lookup":
+        subject, relation = rng.choice(people), rng.choice(list(RELATIONS))
+        words, code = lookup_words(rng, subject, relation)
+        return Document(kind, words + [code, "."])
     if kind == "registry":  # attributes right after the name: a reason to enrich the last subject token
         subject = rng.choice(people)
         return Document(kind, ["records", ","] + list(subject.words) + [subject.attributes[r] for r in RELATIONS] + ["."])
@@ -319,6 +347,18 @@ def fact_prompts(n: int | None = None, seed: int = 0, held_out: bool = False) ->
                                    p_clause=1.0 if held_out else 0.5)
         prompts.append(FactPrompt(" ".join(words), [BOS] + words, person.name, rel,
                                   person.attributes[rel], (b + 1, e + 1)))
+    return prompts
+
+
+def lookup_prompts(n: int = 200, seed: int = 0) -> list[FactPrompt]:
+    """n code-table prompts (see `lookup_words`): `answer` is the code, `subject_span` the subject's tokens."""
+    rng, people, prompts = random.Random(seed), subjects(), []
+    for _ in range(n):
+        person, rel = rng.choice(people), rng.choice(list(RELATIONS))
+        words, code = lookup_words(rng, person, rel)
+        start = words.index(".") + 1
+        prompts.append(FactPrompt(" ".join(words), [BOS] + words, person.name, rel, code,
+                                  (start + 1, start + 1 + len(person.words))))
     return prompts
 
 

@@ -5,8 +5,8 @@
     python -m utils.model_card pointer-8 --json   # only some models
 
 Language models (course-lm, attn-only-2l): held-out loss, per-head induction / previous-token scores on
-[BOS] + r + r, BOS-sink scores on held-out corpus text, IOI, fact recall, the causal-trace summary
-(course-lm) and the induction score across training checkpoints. Pointer models: accuracy, flip test,
+[BOS] + r + r, BOS-sink scores on held-out corpus text, IOI, fact recall (plain and through a code
+table), the causal-trace summary (course-lm) and the induction score across training checkpoints. Pointer models: accuracy, flip test,
 attention from the readout to the addressed cell. Training times come from each models/*/training.json.
 """
 
@@ -87,7 +87,8 @@ def measure_lm(name: str, model) -> dict:
                       "max_k1to5": max(metrics.sink_rate(patterns, k, SINK_EPS) for k in range(1, 6))},
         "ioi": {"top1": ioi.top1, "logit_diff": ioi.logit_diff},
         "fact_recall": {"train_clauses": metrics.fact_recall(model, corpus.fact_prompts(seed=SEED)),
-                        "held_out_clause": metrics.fact_recall(model, corpus.fact_prompts(300, SEED, held_out=True))},
+                        "held_out_clause": metrics.fact_recall(model, corpus.fact_prompts(300, SEED, held_out=True)),
+                        "code_lookup": metrics.fact_recall(model, corpus.lookup_prompts(300, SEED))},
     }
     if list_checkpoints(name):
         out["checkpoint_induction"] = checkpoint_induction(name, repeated)
@@ -168,7 +169,8 @@ def lm_section(name: str, c: dict) -> list[str]:
              f"(ratio {fmt(r['ratio'], 2)}).",
              f"- IOI (200 prompts): top-1 {fmt(ioi['top1'])}, mean logit(IO) − logit(S) {fmt(ioi['logit_diff'], 2)}.",
              f"- Fact recall top-1: {fmt(facts['train_clauses'])} (900 prompts), "
-             f"{fmt(facts['held_out_clause'])} with a clause never seen in training (300).",
+             f"{fmt(facts['held_out_clause'])} with a clause never seen in training (300); "
+             f"{fmt(facts['code_lookup'])} answering with the attribute's code from a table in the context (300).",
              f"- Attention sinks beyond layer 0 (Gu et al., ε = {SINK_EPS}): Sink₀ = {fmt(sink['k0'], 1)}%, "
              f"max over k = 1..5 of Sink_k = {fmt(sink['max_k1to5'], 1)}%.", "",
              "Per head: induction / previous-token / BOS-sink score (BOS sink on held-out corpus text).", ""]

@@ -45,8 +45,9 @@ class RunConfig:
 
 
 COURSE_LM = RunConfig(n_layers=6, d_model=128, n_heads=4, n_ctx=64, steps=6000, batch=32, lr=1.5e-3,
-                      warmup=200, seed=0, p_random=0.1,
-                      doc_weights=(("fact", 0.35), ("registry", 0.1), ("ioi", 0.25), ("grammar", 0.15), ("repeat", 0.15)))
+                      warmup=200, seed=0, p_random=0.12,
+                      doc_weights=(("fact", 0.3), ("lookup", 0.15), ("registry", 0.1), ("ioi", 0.2), ("grammar", 0.1),
+                                   ("repeat", 0.15)))
 ATTN_ONLY_2L = RunConfig(n_layers=2, d_model=64, n_heads=4, n_ctx=64, steps=3000, batch=32, lr=3e-3,
                          warmup=50, seed=0, p_random=0.9,
                          checkpoints=(0, 250, 500, 750, 900, 1000, 1100, 1150, 1200, 1250, 1300, 1350, 1400, 1500, 2000))
