@@ -8,7 +8,7 @@ Every context starts with the BOS token `<|endoftext|>` and packs whole "documen
            people with 2-3 token names (first tokens shared by 30 people), three relations each, the
            relation named after the subject (ROME-style causal tracing);
 - registry: "records , tovel relan peru french baker ." the attributes right after the name, so the
-           prediction at the last subject token needs the whole name (ROME's early site);
+           last subject token must hold the subject's attributes (ROME's early site);
 - lookup:  "records , peru mary , chile tom , japan ivan , italy lucy . tovel relan was born in the
            country of mary ." a code table, then a fact whose answer is the code of the subject's
            attribute: the attribute must reach the last token early enough for later layers to look it
