@@ -6,8 +6,8 @@
 
 Language models (course-lm, attn-only-2l): held-out loss, per-head induction / previous-token scores on
 [BOS] + r + r, BOS-sink scores on held-out corpus text, IOI, fact recall (plain and through a code
-table), the causal-trace summary (course-lm) and the induction score across training checkpoints. Pointer models: accuracy, flip test,
-attention from the readout to the addressed cell. Training times come from each models/*/training.json.
+table), the causal-trace summary (course-lm) and the induction score across training checkpoints.
+Pointer models: accuracy, flip test, attention from the readout to the addressed cell. Training times come from each models/*/training.json.
 """
 
 from __future__ import annotations
