@@ -9,14 +9,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from utils import build
+from utils.authoring import build
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 
 
 def run_build(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "utils.build", "--root", str(root), *args],
+    return subprocess.run([sys.executable, "-m", "utils.authoring.build", "--root", str(root), *args],
                           capture_output=True, text=True, cwd=ROOT)
 
 

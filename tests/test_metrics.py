@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from utils import causal_trace, corpus, metrics
+from utils import corpus
+from utils.analysis import causal_trace, metrics
 from utils.models import build_native
 
 HALF = 5  # len(r) in [BOS] + r + r
@@ -203,3 +204,19 @@ def test_subject_embedding_std_pools_every_coordinate(biased_lm):
     # values 1, 2, 3, each d times: mean 2, unbiased variance (d + 0 + d) / (3d - 1)
     expected = math.sqrt(2 * d / (3 * d - 1))
     assert causal_trace.subject_embedding_std(model, ["mary john", "tom"]) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_notebook_solutions_agree_with_the_library_scores(seed):
+    """Notebooks 01 and 03 teach these scores as exercises; their solutions must match the library."""
+    from utils.reference import nb01, nb03
+
+    generator = torch.Generator().manual_seed(seed)
+    half = 3 + seed
+    scores = torch.randn(2, 3, 1 + 2 * half, 1 + 2 * half, generator=generator)
+    future = torch.ones(1 + 2 * half, 1 + 2 * half, dtype=torch.bool).triu(diagonal=1)
+    pattern = scores.masked_fill(future, float("-inf")).softmax(-1)  # [batch, head, q, k]
+    torch.testing.assert_close(nb03.induction_score(pattern, half), metrics.induction_score(pattern, half))
+    torch.testing.assert_close(nb03.previous_token_score(pattern), metrics.previous_token_score(pattern))
+    for k, eps in [(0, 0.2), (1, 0.1), (2, 0.05)]:
+        assert nb01.sink_rate(pattern[None], k, eps) == metrics.sink_rate(pattern[None], k, eps)

@@ -10,8 +10,9 @@ import time  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from utils import causal_trace, corpus, metrics, pointer  # noqa: E402
-from utils.model_card import corpus_contexts  # noqa: E402
+from utils import corpus, pointer  # noqa: E402
+from utils.analysis import causal_trace, metrics  # noqa: E402
+from utils.zoo.model_card import corpus_contexts  # noqa: E402
 from utils.models import MODELS_DIR, list_checkpoints, load_model  # noqa: E402
 
 COURSE_MODELS = ["course-lm", "attn-only-2l", "pointer-8", "pointer-32"]

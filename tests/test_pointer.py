@@ -6,7 +6,9 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-from utils import metrics, pointer, train_pointer
+from utils import pointer
+from utils.analysis import metrics
+from utils.zoo import train_pointer
 
 TASK = pointer.PointerTask(8, 3)
 

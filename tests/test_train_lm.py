@@ -4,7 +4,8 @@ from dataclasses import replace
 
 import torch
 
-from utils import corpus, train_lm
+from utils import corpus
+from utils.zoo import train_lm
 from utils.models import _load_native, list_checkpoints
 
 

@@ -1,7 +1,7 @@
 """Utilities for the attention-interpretability course: model loading, checkers, corpus and metrics.
 
 `from utils import check, load_model` is all a notebook needs. Imports are lazy, so that tools such
-as `python -m utils.build` start without loading torch.
+as `python -m utils.authoring.build` start without loading torch.
 """
 
 from importlib import import_module

@@ -381,7 +381,7 @@ def repeated_random_tokens(batch: int = 10, length: int = 25, seed: int = 0) -> 
 def held_out_batch(n: int, length: int, seed: int = 12345, n_ctx: int = 64) -> torch.Tensor:
     """n rows of exactly `length` token ids: openings of training-mix contexts that training never saw.
 
-    Training streams use other seeds (utils.train_lm), so these are fresh samples of the same language:
+    Training streams use other seeds (utils.zoo.train_lm), so these are fresh samples of the same language:
     BOS first, no padding. Shape [n, length].
     """
     if not 1 <= length <= n_ctx:

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from utils.env import configure_torch
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = Path(os.environ.get("COURSE_MODELS_DIR", REPO_ROOT / "models"))  # override: tests, dev
 NATIVE_CONFIG = "native_config.json"
@@ -59,6 +61,7 @@ def load_model(name: str = "course-lm", *, checkpoint: int | None = None, compat
     if not isinstance(name, str):
         raise TypeError(f"load_model expects a model name as a string, e.g. 'course-lm' or 'gpt2'; got {type(name).__name__}")
     _quiet_transformers()
+    configure_torch()
     if (MODELS_DIR / name).is_dir():  # a course model (or a broken one: _course_folder says so)
         model = _load_course_model(name, checkpoint, device)
     elif checkpoint is not None:

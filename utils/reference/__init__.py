@@ -1,1 +1,1 @@
-"""Reference solutions, generated from solutions/ by `python -m utils.build`."""
+"""Reference solutions, generated from solutions/ by `python -m utils.authoring.build`."""

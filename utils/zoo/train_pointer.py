@@ -1,8 +1,8 @@
 """Train a pointer model (see utils/pointer.py) and save it under models/<name>/.
 
-    python -m utils.train_pointer pointer-8            # about a minute on one core
-    python -m utils.train_pointer pointer-32           # under ten minutes on one core
-    python -m utils.train_pointer pointer-8 --smoke    # a few steps into a temporary folder
+    python -m utils.zoo.train_pointer pointer-8            # about a minute on one core
+    python -m utils.zoo.train_pointer pointer-32           # under ten minutes on one core
+    python -m utils.zoo.train_pointer pointer-8 --smoke    # a few steps into a temporary folder
 
 Fresh random sequences every step, cross-entropy at the last position only, Adam(0.9, 0.95) with a
 linear warm-up then cosine decay, Xavier-uniform init (the default init stalls on pointer-32).
@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from utils import metrics, pointer
+from utils import pointer
+from utils.analysis import metrics
 from utils.models import MODELS_DIR, build_native, save_native
 
 

@@ -17,7 +17,7 @@ from typing import Sequence
 import torch
 from tqdm import tqdm
 
-from utils.metrics import recalled, word_token
+from utils.analysis.metrics import recalled, word_token
 
 NOISE_SCALE = 3.0  # noise std = NOISE_SCALE x subject_embedding_std (ROME's "s3")
 Site = tuple[int, int]  # (position, layer)

@@ -1,7 +1,7 @@
 """Run solution notebooks top to bottom, as CI does, to store their outputs or to time them.
 
-    python -m utils.execute solutions/03_induction_heads.ipynb   # execute in place, then regenerate
-    python -m utils.execute --benchmark                          # time every solution notebook
+    python -m utils.authoring.execute solutions/03_induction_heads.ipynb   # execute in place, then regenerate
+    python -m utils.authoring.execute --benchmark                          # time every solution notebook
 
 The environment matches CI: one torch thread, no hub access, no progress bars. In-place execution
 stores the outputs that nbval later compares (minus bulky HTML such as the 1.3 MB circuitsvis bundle);
@@ -18,8 +18,9 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
-CI_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+from utils.env import CI_ENV
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def execute(path: Path, timeout_s: int = 600) -> tuple[nbformat.NotebookNode, float]:
@@ -52,7 +53,7 @@ def _drop_bulky_html(cell: nbformat.NotebookNode, limit: int = 100_000) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m utils.execute", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m utils.authoring.execute", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="solution notebooks (default: all)")
     parser.add_argument("--benchmark", action="store_true", help="time the notebooks without changing them")
     args = parser.parse_args(argv)
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.benchmark:
             nbformat.write(notebook, path)
     if not args.benchmark:
-        from utils import build
+        from utils.authoring import build
 
         build.build(ROOT, check=False)
     return 0

@@ -1,8 +1,8 @@
 """Training recipes for the course's language models (seeded; rerunning reproduces the weights).
 
-    python -m utils.train_lm course-lm       # 6-layer GPT-2 on the synthetic corpus -> models/course-lm/
-    python -m utils.train_lm attn-only-2l    # 2-layer attention-only native model -> models/attn-only-2l/
-    python -m utils.train_lm course-lm --tiny   # seconds-long smoke run into a temporary folder
+    python -m utils.zoo.train_lm course-lm       # 6-layer GPT-2 on the synthetic corpus -> models/course-lm/
+    python -m utils.zoo.train_lm attn-only-2l    # 2-layer attention-only native model -> models/attn-only-2l/
+    python -m utils.zoo.train_lm course-lm --tiny   # seconds-long smoke run into a temporary folder
 
 Always run with OMP_NUM_THREADS=1 on small CPUs. Each run writes training.json (seed, steps, batch,
 learning rate, wall and CPU seconds, final loss) next to the weights.
