@@ -65,7 +65,59 @@ def test_student_notebook_has_a_stub_for_every_solution_block_and_no_outputs(sou
     assert student_code.count("raise NotImplementedError()") >= n_blocks
     assert build.BEGIN not in student_code and build.END not in student_code
     assert all(not c.outputs and c.execution_count is None for c in student.cells if c.cell_type == "code")
-    assert [c.cell_type for c in student.cells] == [c.cell_type for c in master.cells]
+    assert [c.source for c in student.cells if c.cell_type == "markdown"] == \
+        [c.source for c in master.cells if c.cell_type == "markdown"]
+
+
+@pytest.mark.parametrize("source", SOLUTIONS, ids=lambda p: p.name)
+def test_student_notebook_shows_no_instructor_asserts_or_test_markers(source: Path):
+    master_code = "\n".join(c.source for c in nbformat.read(source, as_version=4).cells if c.cell_type == "code")
+    student = nbformat.read(ROOT / "notebooks" / source.name, as_version=4)
+    student_code = "\n".join(c.source for c in student.cells if c.cell_type == "code")
+    assert "assert " in master_code  # there is something to remove
+    assert "assert " not in student_code and "NBVAL" not in student_code
+    assert not any(set(c.metadata.get("tags", [])) & build.NBVAL_TAGS for c in student.cells)
+
+
+def test_asserts_go_but_the_code_around_them_stays():
+    code = "x = 1\nassert x == 1, (\n    'multi-line')\nfor i in range(2):\n    assert i < 2\nfor i in range(2):\n    y = i\n    assert y < 2\nprint(x)"
+    assert build.instructor_lines_removed(code, Path("t.ipynb"), 0) == "x = 1\nfor i in range(2):\n    y = i\nprint(x)"
+
+
+def test_a_cell_left_with_no_code_is_dropped():
+    cells = [nbformat.v4.new_code_cell("# NBVAL_IGNORE_OUTPUT\nassert 1 + 1 == 2\n# a comment"), nbformat.v4.new_code_cell("print(1)")]
+    student = build.student_notebook(nbformat.v4.new_notebook(cells=cells), Path("t.ipynb"))
+    assert [c.source for c in student.cells] == ["print(1)"]
+
+
+def test_the_build_never_overwrites_a_notebook_the_learner_edited(repo_copy: Path):
+    student = repo_copy / "notebooks" / "00_orientation.ipynb"
+    notebook = nbformat.read(student, as_version=4)
+    answer = next(c for c in notebook.cells if c.cell_type == "code" and "NotImplementedError" in c.source)
+    answer.source = answer.source.replace("raise NotImplementedError()", "return 42  # my answer")
+    nbformat.write(notebook, student)
+    (repo_copy / "notebooks" / "my_notes.ipynb").write_text(student.read_text())  # a learner's own notebook
+    source = repo_copy / "solutions" / "00_orientation.ipynb"
+    source.write_text(source.read_text().replace("Orientation", "Orientation, revised", 1))  # the course changes
+
+    result = run_build(repo_copy)
+    assert result.returncode == 3
+    assert "left alone: notebooks/00_orientation.ipynb" in result.stderr and "--force" in result.stderr
+    assert "return 42  # my answer" in student.read_text()
+    assert (repo_copy / "notebooks" / "my_notes.ipynb").exists()
+    assert run_build(repo_copy, "--check").returncode == 1  # still reported as different
+
+    assert run_build(repo_copy, "--force").returncode == 0
+    assert "my answer" not in student.read_text() and "Orientation, revised" in student.read_text()
+
+
+def test_an_unedited_notebook_that_was_run_is_regenerated(repo_copy: Path):
+    student = repo_copy / "notebooks" / "00_orientation.ipynb"
+    notebook = nbformat.read(student, as_version=4)
+    notebook.cells[1].outputs = [nbformat.v4.new_output("stream", text="ready\n")]  # run, not edited
+    nbformat.write(notebook, student)
+    assert run_build(repo_copy).returncode == 0
+    assert run_build(repo_copy, "--check").returncode == 0
 
 
 @pytest.mark.parametrize("source", SOLUTIONS, ids=lambda p: p.name)
