@@ -47,7 +47,35 @@ def test_unknown_course_model_is_a_clear_error(models_dir):
         models.load_model("half-written")
 
 
+@pytest.mark.parametrize("typo, meant", [("course_lm", "'course-lm'"), ("Course LM", "'course-lm'"),
+                                         ("courselm", "'course-lm'"), ("cours-lm", "'course-lm'"),
+                                         ("ATTN_ONLY_2L", "'attn-only-2l'"), ("attn-only", "'attn-only-2l'"),
+                                         ("pointer8", "'pointer-8' or 'pointer-32'")])
+def test_a_typo_is_not_an_outage(typo, meant, monkeypatch):
+    def no_hub(*args, **kwargs):
+        raise AssertionError("a typo must not reach the hub")
+
+    monkeypatch.setattr(models, "_load_hub_model", no_hub)
+    monkeypatch.setattr(models, "_hub_reachable", no_hub)
+    start = time.perf_counter()
+    with pytest.raises(models.ModelUnavailableError) as error:
+        models.load_model(typo)
+    assert time.perf_counter() - start < 0.5
+    assert str(error.value) == (f"no course model named {typo!r}; did you mean {meant}? The course ships: "
+                                "attn-only-2l, course-lm, pointer-32, pointer-8. (Hugging Face models load by their "
+                                "hub name, e.g. load_model('gpt2').)")
+    assert "offline" not in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "gpt2-medium", "gpt2-xl", "distilgpt2", "gpt-2", "bert-base-uncased",
+                                  "openai-community/gpt2", "someone/course-lm", "course-lm", "pointer-32"])
+def test_hub_names_and_course_names_are_not_typos(name):
+    assert models.close_course_models(name) == []
+
+
 def test_hub_model_offline_fails_at_once_with_what_to_do(monkeypatch):
+    import transformer_lens.model_bridge  # noqa: F401  (imported before the clock starts: seconds on a busy machine)
+
     monkeypatch.setattr(models, "_hub_reachable", lambda timeout=1.0: False)
     start = time.perf_counter()
     with pytest.raises(models.ModelUnavailableError) as error:
@@ -55,6 +83,15 @@ def test_hub_model_offline_fails_at_once_with_what_to_do(monkeypatch):
     assert time.perf_counter() - start < 3
     assert "you are offline and it is not in the Hugging Face cache" in str(error.value)
     assert "load_model('course-lm')" in str(error.value)
+
+
+def test_gpt2_still_goes_to_the_hub(monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(models, "_hub_reachable", lambda timeout=1.0: False)
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *args, **kwargs: None)  # as if not cached
+    with pytest.raises(models.ModelUnavailableError, match="cannot load 'gpt2': you are offline"):
+        models.load_model("gpt2")
 
 
 def test_checkpoint_for_a_hub_model_is_refused():

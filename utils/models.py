@@ -19,6 +19,7 @@ contributions add up. It cannot be undone on a loaded model; load again to get t
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import socket
@@ -33,6 +34,7 @@ MODELS_DIR = Path(os.environ.get("COURSE_MODELS_DIR", REPO_ROOT / "models"))  # 
 NATIVE_CONFIG = "native_config.json"
 WEIGHTS = "model.safetensors"
 HUB_HOST = ("huggingface.co", 443)
+TYPO_CUTOFF = 0.75  # difflib ratio above which a name is taken for a misspelt course model
 
 
 class ModelUnavailableError(RuntimeError):
@@ -57,9 +59,12 @@ def load_model(name: str = "course-lm", *, checkpoint: int | None = None, compat
 
     Returns a TransformerBridge in eval mode. `checkpoint` picks a training snapshot (see
     `list_checkpoints`); `compat=True` turns on compatibility mode (see the module docstring).
+    A name close to a course model's ("course_lm", "Course LM") is a typo, reported at once, not looked
+    up on the hub; a name with an owner ("someone/course-lm") always goes to the hub.
     """
     if not isinstance(name, str):
         raise TypeError(f"load_model expects a model name as a string, e.g. 'course-lm' or 'gpt2'; got {type(name).__name__}")
+    _refuse_typos(name)  # before anything slow: a typo is reported at once
     _quiet_transformers()
     configure_torch()
     if (MODELS_DIR / name).is_dir():  # a course model (or a broken one: _course_folder says so)
@@ -101,6 +106,34 @@ def build_native(config: dict, tokenizer=None):
     from transformer_lens.model_bridge import TransformerBridge
 
     return TransformerBridge.boot_native(TransformerBridgeConfig(**config), tokenizer=tokenizer).eval()
+
+
+def close_course_models(name: str) -> list[str]:
+    """Course models that `name` looks like a typo of: another case, "_" or " " for "-", a few letters off.
+
+    Empty for an exact course model name and for hub names with an owner ("openai-community/gpt2").
+    """
+    known = course_models()
+    if name in known or "/" in name:
+        return []
+    by_canonical = {_canonical(model): model for model in known}
+    if _canonical(name) in by_canonical:
+        return [by_canonical[_canonical(name)]]
+    matches = difflib.get_close_matches(_canonical(name), list(by_canonical), n=3, cutoff=TYPO_CUTOFF)
+    return [by_canonical[match] for match in matches]
+
+
+def _canonical(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(" ", "-")
+
+
+def _refuse_typos(name: str) -> None:
+    close = close_course_models(name)
+    if close:
+        guesses = " or ".join(repr(model) for model in close)
+        raise ModelUnavailableError(
+            f"no course model named {name!r}; did you mean {guesses}? The course ships: {', '.join(course_models())}. "
+            "(Hugging Face models load by their hub name, e.g. load_model('gpt2').)")
 
 
 def _course_folder(name: str) -> Path:
