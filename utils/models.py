@@ -60,7 +60,9 @@ def load_model(name: str = "course-lm", *, checkpoint: int | None = None, compat
     Returns a TransformerBridge in eval mode. `checkpoint` picks a training snapshot (see
     `list_checkpoints`); `compat=True` turns on compatibility mode (see the module docstring).
     A name close to a course model's ("course_lm", "Course LM") is a typo, reported at once, not looked
-    up on the hub; a name with an owner ("someone/course-lm") always goes to the hub.
+    up on the hub; a name with an owner ("someone/course-lm") always goes to the hub. A model whose
+    tokenizer has an unknown token prints one line when a prompt has words it does not know
+    (utils.tokenizer.watch_prompts).
     """
     if not isinstance(name, str):
         raise TypeError(f"load_model expects a model name as a string, e.g. 'course-lm' or 'gpt2'; got {type(name).__name__}")
@@ -75,7 +77,9 @@ def load_model(name: str = "course-lm", *, checkpoint: int | None = None, compat
         model = _load_hub_model(name, device)
     if compat:
         model.enable_compatibility_mode()
-    return model.eval()
+    from utils.tokenizer import watch_prompts
+
+    return watch_prompts(model.eval())
 
 
 def save_native(model, config: dict, folder: Path, tokenizer=None) -> None:

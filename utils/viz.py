@@ -14,7 +14,7 @@ Views show in trusted notebooks: cells you run are trusted; a notebook shipped w
 Element ids count up per session ("cv-view-1", ...), so stored outputs are reproducible.
 
 `attention_explorer(model)` needs a live kernel instead: a prompt box, layer and head selectors and
-a matplotlib heatmap (`plot_attention`).
+a matplotlib heatmap (`plot_attention`); it says which words of the prompt the model does not know.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
+
+from utils.tokenizer import quiet, unknown_words_message
 
 DEFAULT_PROMPT = "when mary and john went to the store , john gave a drink to mary"
 ID_PREFIX = "cv-view-"
@@ -220,7 +222,11 @@ def plot_attention(pattern: torch.Tensor, tokens: list[str], title: str) -> Figu
 
 
 class AttentionExplorer(widgets.VBox):
-    """A prompt box, layer and head selectors, and the selected head's heatmap; needs a live kernel."""
+    """A prompt box, layer and head selectors, and the selected head's heatmap; needs a live kernel.
+
+    `notice` says, under the prompt box, which words of the prompt the model does not know (they become
+    its unknown token); `status` shows what went wrong when a prompt cannot be drawn.
+    """
 
     def __init__(self, model, prompt: str = DEFAULT_PROMPT):
         self.model = model
@@ -229,11 +235,12 @@ class AttentionExplorer(widgets.VBox):
         self.layer = widgets.Dropdown(options=list(range(model.cfg.n_layers)), description="layer")
         self.head = widgets.Dropdown(options=list(range(model.cfg.n_heads)), description="head")
         self.image = widgets.Image(format="png")
-        self.status = widgets.Label()
+        self.notice = widgets.HTML()  # unknown words in the prompt (HTML wraps a long line; a Label cuts it)
+        self.status = widgets.Label()  # errors
         self._tokens, self._patterns = [], torch.empty(0)  # str tokens; [layer, head, query, key]
         for control in (self.prompt, self.layer, self.head):
             control.observe(self.refresh, names="value")
-        super().__init__([self.prompt, widgets.HBox([self.layer, self.head]), self.image, self.status])
+        super().__init__([self.prompt, self.notice, widgets.HBox([self.layer, self.head]), self.image, self.status])
         self.refresh()
 
     def refresh(self, change: dict | None = None) -> None:
@@ -249,7 +256,9 @@ class AttentionExplorer(widgets.VBox):
             self.status.value = f"{type(error).__name__}: {error}"
 
     def _run(self, prompt: str) -> None:
-        tokens = self.model.to_tokens(prompt, truncate=False)  # [1, position]
+        self.notice.value = html.escape(unknown_words_message(self.model, prompt), quote=False)
+        with quiet():  # a watched model would print the line where no one sees it (a widget callback)
+            tokens = self.model.to_tokens(prompt, truncate=False)  # [1, position]
         if tokens.shape[1] > self.model.cfg.n_ctx:
             raise ValueError(f"the prompt is {tokens.shape[1]} tokens; this model reads at most {self.model.cfg.n_ctx}")
         with torch.no_grad():
