@@ -1,0 +1,81 @@
+"""Notebooks survive a real learner: re-run cells, other model shapes, unsolved exercises.
+
+Each test runs notebooks in a real kernel (tests/kernel.py), as JupyterLab would.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tests.kernel import ROOT, describe, run_notebook
+from utils.authoring import build
+
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+GPT2_SMALL_SHAPE = dict(n_layer=12, n_head=12, n_embd=768)  # GPT-2 small; the vocabulary is the course's
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_every_cell_runs_again_after_the_whole_notebook(path: Path):
+    """No hidden state: after Run All, running every cell once more, in order, in the same kernel works."""
+    first, second = run_notebook(nbformat.read(path, as_version=4), passes=2)
+    assert not [describe(r) for r in first if r.error]
+    assert not [describe(r) for r in second if r.error], "a cell fails when re-run after the whole notebook"
+
+
+@pytest.fixture(scope="module")
+def gpt2_shaped_model(tmp_path_factory) -> Path:
+    """A randomly initialised GPT-2 small (12 layers, 12 heads, d_model 768) on the course tokenizer, built offline."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from utils.tokenizer import save_tokenizer
+
+    folder = tmp_path_factory.mktemp("gpt2-shaped")
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=593, n_positions=1024, bos_token_id=0, eos_token_id=0, pad_token_id=1,
+                        tie_word_embeddings=True, **GPT2_SMALL_SHAPE)
+    GPT2LMHeadModel(config).eval().save_pretrained(folder)
+    save_tokenizer(folder)
+    return folder
+
+
+GPT2_PRELUDE = '''
+import utils.corpus as corpus
+import utils.models as models
+from transformer_lens.model_bridge import TransformerBridge
+
+def load_model(name="course-lm", *, checkpoint=None, compat=False, device="cpu"):
+    """Every model the notebook asks for becomes the GPT-2-shaped one."""
+    model = TransformerBridge.boot_transformers({folder!r}, device=device)
+    if compat:
+        model.enable_compatibility_mode()
+    return model.eval()
+
+models.load_model = load_model
+# The same code paths on one row: a GPT-2-sized forward pass costs 50 times course-lm's.
+_held_out_batch, _repeated = corpus.held_out_batch, corpus.repeated_random_tokens
+corpus.held_out_batch = lambda n, length, **kwargs: _held_out_batch(1, length, **kwargs)
+corpus.repeated_random_tokens = lambda batch=10, length=25, seed=0: _repeated(1, length, seed)
+'''
+CHECK_CELL = re.compile(r'^(\w+ = )?check\("\d\d\.\d+", \w+\)$')
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_notebook_code_runs_on_a_model_with_gpt2_small_shapes(path: Path, gpt2_shaped_model: Path):
+    """The GPT-2 switch is real: nothing hard-codes course-lm's 6 layers, 4 heads or d_model 128.
+
+    Runs the learner's view of the solved notebook (instructor asserts, which pin course-lm's heads,
+    removed; check cells skipped) with every load_model returning a random model of GPT-2 small's shape
+    (d_mlp 3072 too), and the corpus's batch helpers returning one row.
+    """
+    learner_view = build.student_notebook(nbformat.read(path, as_version=4), path.relative_to(ROOT), solved=True)
+    for cell in learner_view.cells:  # checkers always run on the course models: not this test's concern
+        if cell.cell_type == "code" and CHECK_CELL.match(cell.source.strip()):
+            cell.source = "pass"
+    (runs,) = run_notebook(learner_view, prelude=GPT2_PRELUDE.format(folder=str(gpt2_shaped_model)))
+    assert not [describe(r) for r in runs if r.error]
+    assert "12 layers" in "".join(r.text for r in runs) or path.name.startswith("03")
