@@ -1,7 +1,12 @@
-"""Every checker accepts its solution (in both tiers) and rejects each known-wrong implementation."""
+"""Every checker accepts its solution (in both tiers) and rejects each known-wrong implementation.
+
+Beyond "rejected", selected wrong implementations must get the specific line their class of mistake
+calls for: an edge case that exposes it, an invariant named before values, a likely cause.
+"""
 
 import importlib
 import pkgutil
+import time
 
 import pytest
 
@@ -11,18 +16,21 @@ from utils.checking import exercises, reference_function, run_check
 WRONG = {exercise_id: wrong
          for module in pkgutil.iter_modules(tests.known_wrong.__path__)
          for exercise_id, wrong in importlib.import_module(f"tests.known_wrong.{module.name}").WRONG.items()}
+BY_NAME = {fn.__name__: (exercise_id, fn) for exercise_id, fns in WRONG.items() for fn in fns}
 
 
-def test_every_exercise_has_at_least_three_known_wrong_implementations():
+def test_every_exercise_has_at_least_six_known_wrong_implementations():
     assert sorted(WRONG) == sorted(exercises())
-    assert all(len(wrong) >= 3 for wrong in WRONG.values())
+    assert all(len(wrong) >= 6 for wrong in WRONG.values()), {i: len(w) for i, w in WRONG.items() if len(w) < 6}
 
 
 @pytest.mark.parametrize("exercise_id", sorted(exercises()))
 @pytest.mark.parametrize("tier", ["public", "hidden"])
-def test_solution_passes(exercise_id, tier):
+def test_solution_passes(exercise_id, tier, monkeypatch):
+    monkeypatch.setenv("COURSE_GRADING_SEED", "31337")
     verdict = run_check(exercise_id, reference_function(exercises()[exercise_id]), tier=tier)
     assert verdict.passed, verdict.message
+    assert verdict.message == f"{exercise_id} passed ({verdict.n_cases} {tier} cases)"
 
 
 @pytest.mark.parametrize(("exercise_id", "wrong"), [(i, fn) for i, fns in sorted(WRONG.items()) for fn in fns],
@@ -31,3 +39,117 @@ def test_known_wrong_implementation_is_rejected(exercise_id, wrong):
     verdict = run_check(exercise_id, wrong)
     assert not verdict.passed
     assert verdict.message.startswith(f"{exercise_id} failed on "), verdict.message
+    assert verdict.message.count("\n") == 0
+
+
+# The line a class of mistake must get: (known-wrong function, what its verdict must contain).
+SPECIFIC = [
+    # edge cases: huge scores, a finite mask, masking after the softmax, and no mask get different lines
+    ("pattern_softmax_without_max", "(scores up to 7e7: is your softmax stable?): invariant — query 0's attention is nan"),
+    ("pattern_finite_mask", "(every score below -8e9: is your mask -inf rather than a finite number?): invariant — "
+                            "attention to later positions must be exactly 0"),
+    ("pattern_small_finite_mask", "(every score below -8e9: is your mask -inf rather than a finite number?)"),
+    ("pattern_unmasked", "invariant — attention to later positions must be exactly 0 (the causal mask)"),
+    ("pattern_masked_after_softmax", "(masking after the softmax? mask the scores, then take the softmax)"),
+    ("pattern_softmax_over_queries", "(your columns sum to 1: a softmax over the queries instead of the keys?)"),
+    ("pattern_mask_off_by_one", "does your mask hide the diagonal?"),
+    ("residual_softmax_without_max", "(scores up to 7e7: is your softmax stable?)"),
+    ("residual_finite_mask", "(every score below -8e9: is your mask -inf rather than a finite number?)"),
+    ("residual_masked_after_softmax", "(masking after the softmax?"),
+    ("loss_log_of_softmax", "(very large logits: is your log-softmax numerically stable?): values — yours has inf"),
+    # scalar arguments varied, and the last layer and a second model shape in the public tier
+    ("icl_late_runs_to_the_end", "likely cause: `late` stops at late.stop, not at the end of the sequence"),
+    ("icl_early_from_the_start", "likely cause: `early` starts at early.start, not at 0"),
+    ("diagonal_always_previous_token", "failed on random case"),
+    ("sink_always_position_zero", "failed on random case"),
+    ("residual_last_layer_never_drawn", "(layer=5: the input of the last block)"),
+    ("residual_hard_coded_six_layers", "(a 3-layer model, layer=3: its final residual stream): your code raised KeyError"),
+    ("ablation_hard_coded_four_heads", "(a 3-layer model with 3 heads)"),
+    ("ablation_hard_coded_two_layers", "(a 3-layer model with 3 heads: its last head): output 1 of 2: shape — expected [3, 3], got [2, 3]"),
+    ("pattern_hard_coded_d_head", "values — largest error"),
+    ("residual_hard_coded_d_head", "values — largest error"),
+    # structure-only exercise: reproducibility, coverage, distribution, order
+    ("repeated_ignores_the_generator", "(the same generator seed gives the same tokens): two generators with the same seed "
+                                       "gave different tokens"),
+    ("repeated_reseeds_the_generator", "(different seeds give different tokens): generators with different seeds gave the same tokens"),
+    ("repeated_seeds_the_global_state", "(each call draws new tokens from the generator): two calls with one generator gave "
+                                        "the same tokens"),
+    ("repeated_never_draws_the_last_id", "(every id of a 7-id vocabulary appears in 2000 draws): id "),
+    ("repeated_skewed_draw", "(10000 draws are uniform over the vocabulary): the ids are not drawn uniformly"),
+    ("repeated_sorted_rows", "(rows in random order, not sorted): row 0 of r comes out sorted"),
+    # inputs changed in place, models left changed
+    ("loss_normalises_the_logits_in_place", "your function changed `logits` in place"),
+    ("pattern_scales_q_in_place", "your function changed `q` in place"),
+    ("residual_centred_in_place", "your function changed `cache` in place"),
+    ("residual_normalises_x_in_place", "your function changed `x` in place"),
+    ("diagonal_divided_in_place", "your function changed `pattern` in place"),
+    ("value_weighted_in_place", "your function changed `pattern` in place"),
+    ("repeated_shuffles_vocab_in_place", "your function changed `vocab` in place"),
+    ("previous_drops_bos_in_place", "your function changed `pattern` in place"),
+    ("composition_normalises_in_place", "your function changed `W_A` in place"),
+    ("icl_centres_losses_in_place", "your function changed `losses` in place"),
+    ("ablation_leaves_its_hook_on", "your function left a hook on `model`"),
+    ("ablation_permanent_hook", "your function left a hook on `model`"),
+    ("ablation_by_zeroing_weights", "your function changed the weights of `model` in place"),
+    # values that are not numbers
+    ("sink_lying_float", "type — expected a plain number (float), got a _AlwaysEqual"),
+    ("composition_lying_float", "type — expected a plain number (float), got a _LyingFloat"),
+    ("sink_nan", "yours is nan (not a number)"),
+    ("icl_empty_slice", "values — yours is nan (not a number)"),
+    ("value_on_the_meta_device", "device — expected a tensor on cpu, got one on meta"),
+    ("copying_complex_result", "dtype — expected torch.float32, got torch.complex64"),
+    # likely causes, and which output of several is wrong
+    ("pattern_unscaled", "; likely cause: the 1/sqrt(d_head) scale is missing"),
+    ("residual_unscaled", "; likely cause: the 1/sqrt(d_head) scale is missing"),
+    ("residual_without_biases", "; likely cause: the biases b_Q and b_K are missing"),
+    ("residual_scaled_by_d_model", "; likely cause: divide the scores by sqrt(d_head), not by sqrt(d_model)"),
+    ("pattern_keys_and_queries_swapped", "; likely cause: queries and keys are swapped"),
+    ("loss_predicts_current_token", "; likely cause: no shift"),
+    ("loss_wrong_sign", "invariant — a cross-entropy loss is never negative"),
+    ("loss_in_bits", "; likely cause: log base 2"),
+    ("loss_averaged", "shape — expected"),
+    ("residual_after_the_block", "; likely cause: off by one layer"),
+    ("residual_position_off_by_one", "; likely cause: off by one position"),
+    ("ablation_wrong_sign", "values — yours is"),
+    ("ablation_next_head", "; likely cause: the wrong head"),
+    ("ablation_loss_not_difference", "; likely cause: return the increase in loss (ablated minus clean), not the ablated loss"),
+    ("diagonal_over_all_queries", "; likely cause: average over the queries that have such a key"),
+    ("diagonal_keeps_batch", "; likely cause: average over the batch too"),
+    ("sink_as_fraction", "; likely cause: return a percentage (0 to 100), not a fraction"),
+    ("sink_includes_equality", "(alpha exactly equal to eps: not a sink (strictly greater)): values — yours is 100 too high"),
+    ("value_norm_without_W_O", "; likely cause: W_O is missing"),
+    ("induction_off_by_one", "; likely cause: off by one: the target is the token after the first occurrence"),
+    ("induction_sum_not_mean", "; likely cause: a sum over the second-copy queries"),
+    ("induction_keeps_batch", "; likely cause: average over the batch (dim 0), not over the heads (dim 1)"),
+    ("previous_over_all_rows", "; likely cause: average over the pos - 1 queries"),
+    ("composition_reversed_product", "; likely cause: the product order"),
+    ("composition_squared_norms", "; likely cause: squared norms"),
+    ("ablation_loss_over_everything", "output 2 of 2: values — yours is"),
+    ("ablation_of_the_whole_layer", "output 1 of 2: values — largest error"),
+    ("copying_real_parts_only", "; likely cause: the moduli |λ| include the imaginary parts"),
+    ("icl_reversed", "; likely cause: the sign: late minus early"),
+    ("icl_inclusive_stop", "; likely cause: a range's stop is exclusive"),
+]
+
+
+@pytest.mark.parametrize(("name", "expected"), SPECIFIC, ids=[name for name, _ in SPECIFIC])
+def test_known_wrong_implementation_gets_the_line_its_mistake_calls_for(name, expected):
+    exercise_id, wrong = BY_NAME[name]
+    message = run_check(exercise_id, wrong).message
+    assert expected in message, message
+
+
+def test_value_verdicts_never_state_an_expected_value():
+    for exercise_id, fns in sorted(WRONG.items()):
+        message = run_check(exercise_id, fns[0]).message
+        if " values — " in message:
+            assert "expected" not in message.split(" values — ", 1)[1], message
+
+
+def test_a_check_takes_a_few_seconds_at_most_once_the_models_are_loaded():
+    for exercise_id, spec in exercises().items():  # load every model first
+        run_check(exercise_id, reference_function(spec))
+    for exercise_id, spec in exercises().items():
+        start = time.perf_counter()
+        assert run_check(exercise_id, reference_function(spec)).passed
+        assert time.perf_counter() - start < 5.0, exercise_id
