@@ -1,9 +1,13 @@
-"""utils.viz: small offline circuitsvis views, the bundle once per session, the heatmap and the explorer."""
+"""utils.viz: small offline circuitsvis views, the bundle sent to the page but not kept, the heatmap, the explorer."""
 
 import json
 import re
 import sys
+import types
 from pathlib import Path
+
+import IPython.display
+import nbformat
 
 import circuitsvis
 import pytest
@@ -63,7 +67,97 @@ def test_load_circuitsvis_sends_the_bundle_so_views_need_not():
     loader = viz.load_circuitsvis()
     assert loader._repr_html_() == f"<script>{viz.circuitsvis_bundle()}</script>"
     assert "<script>\"use strict\"" not in viz.attention_heads(_pattern(), TOKENS)._repr_html_()
-    assert "inlined once per session" in repr(loader)
+    assert "not kept in the saved notebook" in repr(loader)
+
+
+class _Frontend:
+    """Stands in for IPython.display.display and a notebook's output area: an update replaces its output."""
+
+    def __init__(self):
+        self.outputs, self.sent = [], []  # what the notebook holds; every payload that reached the page
+
+    def display(self, data, raw=False, display_id=None):
+        assert raw
+        output = dict(data)
+        self.outputs.append(output)
+        self.sent.append(output["text/html"] if "text/html" in output else output["text/plain"])
+        if display_id:
+            def update(new, raw=False):
+                assert raw
+                output.clear()
+                output.update(new)
+                self.sent.append(new["text/html"])
+            return types.SimpleNamespace(update=update)
+
+    def take(self) -> tuple[list[dict], list[str]]:
+        taken = self.outputs, self.sent
+        self.outputs, self.sent = [], []
+        return taken
+
+
+@pytest.fixture
+def notebook(monkeypatch):
+    """A kernel with a browser: a shell whose execution count names the running cell, and a fake frontend."""
+    shell, frontend = types.SimpleNamespace(execution_count=1, kernel=object()), _Frontend()
+    monkeypatch.setattr(viz, "_kernel_shell", lambda: shell)
+    monkeypatch.setattr(IPython.display, "display", frontend.display)
+    return shell, frontend
+
+
+def test_in_a_notebook_the_bundle_reaches_the_page_and_only_a_note_is_kept(notebook):
+    shell, frontend = notebook
+    bundle = f"<script>{viz.circuitsvis_bundle()}</script>"
+    for view in (viz.attention_heads(_pattern(), TOKENS), viz.attention_patterns(_pattern(), TOKENS)):
+        view._ipython_display_()  # two views in one cell
+    outputs, sent = frontend.take()
+    assert sent[:2] == [bundle, viz.BUNDLE_NOTE]  # the page ran the bundle, then the note replaced it
+    assert [output["text/html"] for output in outputs][0] == viz.BUNDLE_NOTE and len(outputs) == 3
+    assert [output["text/plain"] for output in outputs] == ["", "attention_heads(2 heads, 4 tokens)",
+                                                            "attention_patterns(2 heads, 4 tokens)"]
+    assert all(len(json.dumps(output)) < 1024 and "CircuitsVis.render" in output["text/html"] for output in outputs[1:])
+
+    shell.execution_count = 2  # the next cell, or the same cell run again: the page may have been reloaded
+    viz.attention_heads(_pattern(), TOKENS)._ipython_display_()
+    outputs, sent = frontend.take()
+    assert sent[:2] == [bundle, viz.BUNDLE_NOTE] and len(outputs) == 2 and 'id="cv-view-3"' in outputs[1]["text/html"]
+    viz.load_circuitsvis()._ipython_display_()
+    assert frontend.take() == ([{"text/html": viz.BUNDLE_NOTE, "text/plain": ""}], [bundle, viz.BUNDLE_NOTE])
+
+
+def test_in_colab_and_in_a_terminal(notebook, monkeypatch):
+    shell, frontend = notebook
+    monkeypatch.setitem(sys.modules, "google.colab", object())  # each output is its own frame: bundle inline
+    viz.attention_heads(_pattern(), TOKENS)._ipython_display_()
+    viz.attention_heads(_pattern(), TOKENS)._ipython_display_()
+    outputs, _ = frontend.take()
+    assert len(outputs) == 2 and all(o["text/html"].startswith(f"<script>{viz.circuitsvis_bundle()}</script>")
+                                     for o in outputs)
+    monkeypatch.setattr(viz, "_kernel_shell", lambda: None)  # IPython in a terminal: no page to draw in
+    viz.attention_heads(_pattern(), TOKENS)._ipython_display_()
+    viz.load_circuitsvis()._ipython_display_()
+    assert frontend.take()[0] == [{"text/plain": "attention_heads(2 heads, 4 tokens)"}]
+
+
+def test_a_notebook_run_by_a_kernel_stores_small_outputs(tmp_path):
+    """Executed with nbclient (as CI and utils.authoring.execute do), two view cells store a few KB, no bundle."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import torch\nfrom utils import viz\n"
+                                          "pattern = torch.softmax(torch.randn(2, 4, 4), -1).tril()\n"
+                                          f"tokens = {TOKENS!r}"),
+                nbformat.v4.new_code_cell("viz.attention_heads(pattern, tokens)"),
+                nbformat.v4.new_code_cell("display(viz.attention_heads(pattern, tokens))\n"
+                                          "viz.attention_patterns(pattern, tokens)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbformat.write(nb, tmp_path / "views.ipynb")
+
+    assert (tmp_path / "views.ipynb").stat().st_size < 10_000  # 1.3 MB when the bundle was kept
+    html = [[output["data"]["text/html"] for output in cell.outputs] for cell in nb.cells[1:]]
+    assert html[0][0] == html[1][0] == viz.BUNDLE_NOTE  # each cell run sent the bundle, and kept the note
+    assert [len(outputs) for outputs in html] == [2, 3]
+    assert all("CircuitsVis.render" in view and len(view) < 1024 for outputs in html for view in outputs[1:])
 
 
 def test_the_bundle_is_the_wheels_iife_js():

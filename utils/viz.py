@@ -3,15 +3,22 @@
 circuitsvis loads its JavaScript from a CDN unless a one-second internet check fails, so its views
 are blank offline or behind a firewall, and its offline fallback embeds the 1.3 MB bundle in every
 view. Here the bundle that ships in the circuitsvis wheel (`circuitsvis/dist/cdn/iife.js`, which
-defines `window.CircuitsVis`) is inlined once per kernel session, in the first view displayed, and
-each view is a small HTML output that calls `CircuitsVis.render`.
+defines `window.CircuitsVis`) is sent to the page, and each view is a small HTML output that calls
+`CircuitsVis.render`.
 
     attention_heads(pattern, tokens)      # pattern [head, query, key] for one prompt
     attention_patterns(pattern, tokens)   # the same data, with clickable tokens
 
-Views show in trusted notebooks: cells you run are trusted; a notebook shipped with outputs needs
-`jupyter trust`. If the output holding the bundle was cleared, call `load_circuitsvis()`.
-Element ids count up per session ("cv-view-1", ...), so stored outputs are reproducible.
+In a notebook the first view of each cell run sends the bundle as an output of its own and at once
+replaces that output with a 90-byte note (a display_id update): the browser has run the script by
+then, and the notebook, once saved, keeps the note, not 1.3 MB (tests/test_browser.py checks both in
+JupyterLab). So a saved notebook stays small, and its views show again when their cells are run; on
+opening it they say "run this cell". Colab shows each output in its own frame, so there every view
+carries the bundle. Outside IPython, `_repr_html_` is self-contained: the first view of a session
+carries the bundle (reset_session() starts again).
+
+Views show in trusted notebooks: cells you run are trusted. Element ids count up per session
+("cv-view-1", ...), so stored outputs are reproducible.
 
 `attention_explorer(model)` needs a live kernel instead: a prompt box, layer and head selectors and
 a matplotlib heatmap (`plot_attention`); it says which words of the prompt the model does not know.
@@ -37,7 +44,9 @@ from utils.tokenizer import quiet, unknown_words_message
 DEFAULT_PROMPT = "when mary and john went to the store , john gave a drink to mary"
 ID_PREFIX = "cv-view-"
 NOT_RUN = "Attention view: run the cell to show it (untrusted notebooks do not run scripts)."
-NOT_LOADED = "Attention view: circuitsvis is not loaded; run utils.viz.load_circuitsvis() above."
+NOT_LOADED = ("Attention view: run this cell to show it (a saved notebook does not keep the circuitsvis script "
+              "it needs).")
+BUNDLE_NOTE = "<!-- circuitsvis ran in this page; the saved notebook does not keep its 1.3 MB script -->"
 VIEW_TEMPLATE = (
     '<div id="{id}" style="margin:15px 0">{not_run}</div>'
     "<script>(function(){{var s=document.currentScript,d=s&&s.previousElementSibling;"
@@ -53,7 +62,8 @@ class _Session:
     """What this kernel has displayed so far."""
 
     views: int = 0
-    bundle_sent: bool = False
+    bundle_sent: bool = False  # _repr_html_: a view already carried the bundle
+    bundle_cell: object = None  # notebooks: the cell run (execution count) that last sent the bundle
 
 
 _session = _Session()
@@ -63,6 +73,7 @@ def reset_session() -> None:
     """Forget what was displayed: the next view carries the bundle again and ids restart at 1."""
     _session.views = 0
     _session.bundle_sent = False
+    _session.bundle_cell = None
 
 
 @cache
@@ -82,42 +93,98 @@ def _bundle_html() -> str:
 
 def _needs_bundle() -> bool:
     # Colab shows each output in its own frame, so every view needs its own copy there.
-    return not _session.bundle_sent or "google.colab" in sys.modules
+    return not _session.bundle_sent or _in_colab()
+
+
+def _in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def _kernel_shell():
+    """The IPython shell when this runs in a Jupyter kernel (outputs go to a browser), else None."""
+    if "IPython" not in sys.modules:
+        return None
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell if shell is not None and hasattr(shell, "kernel") else None
+
+
+def send_bundle_to_page() -> None:
+    """Run the bundle in the notebook's page without keeping it in the notebook.
+
+    Displays it as an output with a display_id, then replaces that output with BUNDLE_NOTE. The
+    frontend handles the two messages in order and runs the script when it renders the first, so
+    window.CircuitsVis is defined before the replacement arrives; the saved notebook holds the note.
+    """
+    from IPython.display import display
+
+    shell = _kernel_shell()
+    _session.bundle_cell = None if shell is None else shell.execution_count
+    handle = display({"text/html": _bundle_html(), "text/plain": ""}, raw=True, display_id=True)
+    handle.update({"text/html": BUNDLE_NOTE, "text/plain": ""}, raw=True)
+
+
+def _display(html_text: str, summary: str) -> None:
+    """Display a view in IPython: the bundle first when this cell run has not sent it yet."""
+    from IPython.display import display
+
+    shell = _kernel_shell()
+    if shell is None:  # a terminal: no browser to draw in
+        display({"text/plain": summary}, raw=True)
+        return
+    if _in_colab():
+        display({"text/html": _bundle_html() + html_text, "text/plain": summary}, raw=True)
+        return
+    if _session.bundle_cell is None or _session.bundle_cell != shell.execution_count:
+        send_bundle_to_page()
+    display({"text/html": html_text, "text/plain": summary}, raw=True)
 
 
 class CircuitsVisBundle:
-    """Displays nothing visible: inlines the circuitsvis bundle into the page (see load_circuitsvis)."""
+    """Displays nothing visible: runs the circuitsvis bundle in the page (see load_circuitsvis)."""
 
     def _repr_html_(self) -> str:
         return _bundle_html()
 
+    def _ipython_display_(self) -> None:
+        if _kernel_shell() is not None:
+            send_bundle_to_page()
+
     def __repr__(self) -> str:
-        return "circuitsvis bundle (1.3 MB of JavaScript, inlined once per session)"
+        return "circuitsvis bundle (1.3 MB of JavaScript, sent to the page, not kept in the saved notebook)"
 
 
 class AttentionView:
-    """One circuitsvis view; displaying it renders it (the first view of a session brings the bundle)."""
+    """One circuitsvis view; displaying it renders it (see the module docstring for the bundle)."""
 
     def __init__(self, component: str, props: str, summary: str):
         self.component = component
         self.props = props  # a JavaScript object literal
         self.summary = summary
 
-    def _repr_html_(self) -> str:
+    def _view_html(self) -> str:
         _session.views += 1
-        view = VIEW_TEMPLATE.format(id=f"{ID_PREFIX}{_session.views}", not_run=NOT_RUN, not_loaded=NOT_LOADED,
+        return VIEW_TEMPLATE.format(id=f"{ID_PREFIX}{_session.views}", not_run=NOT_RUN, not_loaded=NOT_LOADED,
                                     component=self.component, props=self.props)
-        return _bundle_html() + view if _needs_bundle() else view
+
+    def _repr_html_(self) -> str:
+        """Self-contained HTML for pages outside IPython: the session's first view carries the bundle."""
+        needs_bundle = _needs_bundle()
+        view = self._view_html()
+        return _bundle_html() + view if needs_bundle else view
+
+    def _ipython_display_(self) -> None:
+        _display(self._view_html(), self.summary)
 
     def __repr__(self) -> str:
         return self.summary
 
 
 def load_circuitsvis() -> CircuitsVisBundle:
-    """Inline the circuitsvis bundle now, as this cell's output, instead of with the session's first view.
+    """Send the circuitsvis bundle to the page now, as this cell's output, not with the cell's first view.
 
-    Display it in a cell of its own near the top of a notebook (so tools can strip the 1.3 MB output
-    from saved files), or again when the output that carried the bundle was cleared.
+    Views send it themselves (the first view of each cell run), so this is rarely needed.
     """
     return CircuitsVisBundle()
 
