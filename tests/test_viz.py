@@ -263,8 +263,13 @@ def test_explorer_redraws_the_selected_head(tiny_model, monkeypatch):
 
 def test_explorer_reruns_on_a_new_prompt_and_reports_bad_ones(tiny_model):
     explorer = viz.attention_explorer(tiny_model)
+    explorer.prompt.value = "a zebra"  # this tokenizer's 7 words are not the course's: vocabulary(model) lists them
+    assert explorer.notice.value == ("Unknown word 'zebra': not among the 7 words this model knows; it sees &lt;unk&gt; "
+                                     "in its place. List the words it knows: from utils import vocabulary; "
+                                     "vocabulary(model)")
+    assert explorer._tokens == ["<|endoftext|>", "a", "<unk>"] and explorer.status.value == ""
     explorer.prompt.value = "a dog"
-    assert explorer._tokens == ["<|endoftext|>", "a", "dog"] and explorer.status.value == ""
+    assert explorer._tokens == ["<|endoftext|>", "a", "dog"] and explorer.status.value == explorer.notice.value == ""
     explorer.prompt.value = " ".join(["the cat"] * 10)  # 21 tokens, more than n_ctx = 16
     assert explorer.status.value == "ValueError: the prompt is 21 tokens; this model reads at most 16"
     assert explorer._tokens == ["<|endoftext|>", "a", "dog"]  # the last good prompt stays shown

@@ -88,8 +88,10 @@ def test_the_course_prompts_use_only_known_words(course_tokenizer):
 
 def test_the_message_is_one_line_that_says_what_to_do(course_tokenizer):
     message = tokenizer.unknown_words_message(course_tokenizer, "the cat sat on the mat")
-    assert message == ("Unknown words 'sat', 'mat': not among the 590 words this model knows, so it reads each as "
-                       "<|unk|>. List the words it knows: from utils import vocabulary; vocabulary()")
+    assert message == ("Unknown words 'sat', 'mat': not among the 590 words this model knows; it sees <|unk|> in "
+                       "their place. List the words it knows: from utils import vocabulary; vocabulary()")
+    assert tokenizer.unknown_words_message(course_tokenizer, "the zebra").startswith(
+        "Unknown word 'zebra': not among the 590 words this model knows; it sees <|unk|> in its place. ")
     assert tokenizer.unknown_words_message(course_tokenizer, "the cat") == ""
     many = tokenizer.unknown_words_message(course_tokenizer, " ".join(f"w{i}" for i in range(25)))
     assert "'w9' and 15 more:" in many and "'w10'" not in many and "\n" not in many
@@ -128,8 +130,8 @@ def test_a_loaded_course_model_says_so_once_per_cell(watched_model, capsys, monk
 
 def test_the_explorer_shows_the_line_and_does_not_print_it(watched_model, capsys):
     explorer = viz.attention_explorer(watched_model, "the zebra sat")
-    assert explorer.notice.value == ("Unknown words 'zebra', 'sat': not among the 590 words this model knows, "
-                                     "so it reads each as &lt;|unk|&gt;. List the words it knows: "
+    assert explorer.notice.value == ("Unknown words 'zebra', 'sat': not among the 590 words this model knows; "
+                                     "it sees &lt;|unk|&gt; in their place. List the words it knows: "
                                      "from utils import vocabulary; vocabulary()")
     assert explorer.status.value == "" and explorer._tokens == ["<|endoftext|>", "the", UNK, UNK]
     explorer.prompt.value = "the cat"

@@ -199,8 +199,9 @@ def _message(tokenizer, unknown: list[str]) -> str:
     if len(unknown) > MAX_LISTED:
         listed += f" and {len(unknown) - MAX_LISTED} more"
     call = "vocabulary()" if known == vocabulary() else "vocabulary(model)"
-    return (f"Unknown words {listed}: not among the {len(known)} words this model knows, so it reads each as "
-            f"{tokenizer.unk_token}. List the words it knows: from utils import vocabulary; {call}")
+    word, its = ("word", "its") if len(unknown) == 1 else ("words", "their")
+    return (f"Unknown {word} {listed}: not among the {len(known)} words this model knows; it sees {tokenizer.unk_token} "
+            f"in {its} place. List the words it knows: from utils import vocabulary; {call}")
 
 
 def _tokenizer(model_or_tokenizer) -> PreTrainedTokenizerBase:
