@@ -6,16 +6,16 @@ properties of functions with many right answers. Each case runs the learner's fu
 reference solution (utils/reference/, generated from solutions/) on copies of the same inputs, then
 checks, in this order: that the inputs were left unchanged, the output's type and shape, the
 exercise's invariants (rows sum to 1, the future is masked), and finally the values at stated
-tolerances. A value mismatch that equals a known mistake's output names its likely cause.
+tolerances. A failure whose output equals a known mistake's names that mistake as the likely cause.
 
 Two tiers share the same specs:
 - "public" (the default, used in notebooks): fixed seeds, so a learner sees a stable verdict;
 - "hidden" (grading): seeds from the COURSE_GRADING_SEED environment variable (it refuses to run
   without one) and three times as many random cases, so a submission cannot be tuned to the public cases.
 
-Every verdict is one line and never contains the expected answer. A check leaves no trace: it runs
-on pristine copies of the checker models, and never reseeds or consumes the learner's random
-number generators.
+Every verdict is one line and never contains the expected answer. A check leaves no trace: the checker
+models are restored to their state at loading after every case, and the learner's random number
+generators, default dtype, grad mode and global module hooks are as they were before the check.
 """
 
 from __future__ import annotations
@@ -180,13 +180,13 @@ def check(exercise_id: str, fn: Callable, *, tier: str | None = None) -> Callabl
     if spec is None:
         return fn
     try:
-        reference = reference_function(spec)
+        solution = reference_function(spec)
     except ModuleNotFoundError as err:
         if not _reference_is_missing(err):
             raise
         raise ExerciseRequired(exercise_id, spec.function) from None
     print(f"{exercise_id}: the cells below use the course's reference solution until yours passes")
-    return reference
+    return solution
 
 
 def run_check(exercise_id: str, fn: Callable, *, tier: str = "public", reference: Callable | None = None) -> Verdict:
@@ -200,6 +200,8 @@ def run_check(exercise_id: str, fn: Callable, *, tier: str = "public", reference
     if tier not in TIERS:
         return Verdict(exercise_id, False, f"{exercise_id}: tier must be one of {TIERS}; got {tier!r}")
     spec = known[exercise_id]
+    if tier == "hidden" and reference is None and not _has_reference(spec):
+        return Verdict(exercise_id, False, f"{exercise_id}: {_NO_HIDDEN_TIER}")
     try:
         seed = tier_seed(spec, tier)
     except GradingSeedError as err:
@@ -252,7 +254,7 @@ def _expected_outputs(spec: Exercise, cases: list[Case], tier: str, reference: C
             if not _reference_is_missing(err):
                 raise
             if tier == "hidden":
-                return "the hidden tier needs the reference solutions (utils/reference/), which a student release leaves out"
+                return _NO_HIDDEN_TIER
             return frozen_expected(spec)
     outputs = []
     for case in cases:
@@ -279,6 +281,20 @@ def reference(exercise_id: str) -> Callable:
 
 def _reference_is_missing(err: ModuleNotFoundError) -> bool:
     return (err.name or "").startswith("utils.reference")
+
+
+def _has_reference(spec: Exercise) -> bool:
+    """Whether the reference solutions are here (the self-study copy) or not (a student release)."""
+    try:
+        reference_function(spec)
+    except ModuleNotFoundError as err:
+        if not _reference_is_missing(err):
+            raise
+        return False
+    return True
+
+
+_NO_HIDDEN_TIER = "the hidden tier needs the reference solutions (utils/reference/), which a student release leaves out"
 
 
 # --- one case ---------------------------------------------------------------------------------------
@@ -407,8 +423,8 @@ def _check_untouched(fn: Callable, pristine: tuple, given: tuple, where: str) ->
             if change == "hooks":
                 raise _Failure(f"failed {where}: your function left a hook on `{owner}`; use `{owner}.run_with_hooks(...)` "
                                f"or `with {owner}.hooks(...):`, which remove their hooks")
-            raise _Failure(f"failed {where}: your function changed the {change} of `{owner}` in place; "
-                           "ablate with a hook instead, or restore what you change before returning")
+            advice = "ablate with a hook instead, or restore them" if change == "weights" else "restore what you change"
+            raise _Failure(f"failed {where}: your function changed the {change} of `{owner}` in place; {advice} before returning")
     if any(_global_hooks().values()):
         raise _Failure(f"failed {where}: your function left a global module hook registered; remove it before returning")
     if _ACTIVE:
