@@ -125,6 +125,24 @@ def test_hooks_and_weights_left_on_a_model_fail_the_case_and_are_undone():
     assert {name: len(m._state_dict_hooks) for name, m in model.named_modules()} == internal  # TransformerLens's own survive
 
 
+@pytest.mark.parametrize(("change", "line"), [
+    (lambda model: model.to("meta"), "changed the weights of `model` in place"),
+    (lambda model: model.double(), "changed the weights of `model` in place"),
+    (lambda model: setattr(model.blocks[0].attn, "forward", lambda *args, **kwargs: None), "changed the modules of `model`"),
+    (lambda model: setattr(model.blocks[0], "attn", torch.nn.Identity()), "changed the modules of `model`"),
+], ids=["to meta", "to float64", "a forward replaced", "a module replaced"])
+def test_a_model_moved_converted_or_rewired_is_caught_and_restored(change, line):
+    reference = reference_function(exercises()["00.4"])
+
+    def changes_the_model(model, tokens, layer, head):
+        value = reference(model, tokens, layer, head)
+        change(model)
+        return value
+
+    assert line in run_check("00.4", changes_the_model).message
+    assert run_check("00.4", reference).passed
+
+
 def test_a_change_through_a_caches_model_is_caught():
     reference = reference_function(exercises()["00.3"])
 

@@ -566,7 +566,7 @@ class _ModelSnapshot:
             module.__dict__.update(attributes)
         with torch.no_grad():
             for tensor, saved, requires_grad in self.tensors:
-                if tensor.shape != saved.shape or tensor.dtype != saved.dtype:
+                if tensor.shape != saved.shape or tensor.dtype != saved.dtype or tensor.device != saved.device:
                     tensor.data = saved.clone()
                 elif not torch.equal(tensor, saved):
                     tensor.copy_(saved)
@@ -577,7 +577,8 @@ class _ModelSnapshot:
             vars(self.config).update(self.config_values)
 
     def _tensors_intact(self) -> bool:
-        return all(t.shape == s.shape and t.dtype == s.dtype and torch.equal(t.detach(), s) for t, s, _ in self.tensors)
+        return all(t.shape == s.shape and t.dtype == s.dtype and t.device == s.device and torch.equal(t.detach(), s)
+                   for t, s, _ in self.tensors)
 
     def _dicts_intact(self) -> bool:
         if any(map(operator.is_not, map(dict.get, self._dict_owners, self._dict_names), self._dict_originals)):
