@@ -19,9 +19,9 @@ class CellRun:
     error: dict | None  # the error output, if the cell raised
 
 
-def run_notebook(notebook: nbformat.NotebookNode, passes: int = 1, prelude: str = "",
-                 timeout_s: int = 900) -> list[list[CellRun]]:
-    """Execute every code cell `passes` times in order, in one kernel started in notebooks/.
+def run_notebook(notebook: nbformat.NotebookNode, passes: int = 1, prelude: str = "", timeout_s: int = 900,
+                 cwd: Path = ROOT / "notebooks") -> list[list[CellRun]]:
+    """Execute every code cell `passes` times in order, in one kernel started in `cwd`.
 
     `prelude` is code run once before the notebook (it is not a cell of the result). Errors do not stop
     the run, so a test sees all of them; each pass gives one CellRun per code cell.
@@ -29,7 +29,7 @@ def run_notebook(notebook: nbformat.NotebookNode, passes: int = 1, prelude: str 
     notebook = nbformat.from_dict(notebook)
     notebook.cells.insert(0, nbformat.v4.new_code_cell(prelude or "pass"))
     client = NotebookClient(notebook, timeout=timeout_s, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(ROOT / "notebooks")}})
+                            resources={"metadata": {"path": str(cwd)}})
     runs = []
     with client.setup_kernel():
         client.execute_cell(notebook.cells[0], 0)

@@ -79,3 +79,47 @@ def test_notebook_code_runs_on_a_model_with_gpt2_small_shapes(path: Path, gpt2_s
     (runs,) = run_notebook(learner_view, prelude=GPT2_PRELUDE.format(folder=str(gpt2_shaped_model)))
     assert not [describe(r) for r in runs if r.error]
     assert "12 layers" in "".join(r.text for r in runs) or path.name.startswith("03")
+
+
+STUDENT_NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+NOT_IMPLEMENTED = re.compile(r"^(\d\d\.\d+) is not implemented yet$")
+
+
+@pytest.mark.parametrize("path", STUDENT_NOTEBOOKS, ids=lambda p: p.name)
+def test_an_unsolved_notebook_runs_top_to_bottom_on_the_reference(path: Path):
+    """Run All on a fresh student notebook: each check says the exercise is not implemented and that the
+    cells below use the reference, in exactly two lines, and no cell raises."""
+    (runs,) = run_notebook(nbformat.read(path, as_version=4))
+    assert not [describe(r) for r in runs if r.error]
+    check_runs = [r for r in runs if CHECK_CELL.match(r.source.strip())]
+    assert check_runs
+    for run in check_runs:
+        exercise_id = re.search(r'check\("(\d\d\.\d+)"', run.source).group(1)
+        assert run.text.splitlines() == [f"{exercise_id} is not implemented yet",
+                                         f"{exercise_id}: the cells below use the course's reference solution until yours passes"]
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory) -> Path:
+    from utils.authoring import release as release_tool
+
+    destination = tmp_path_factory.mktemp("release") / "course"
+    release_tool.release(destination)
+    return destination
+
+
+def test_in_a_release_an_unsolved_exercise_stops_run_all_with_one_line(release: Path):
+    """A release has no reference to fall back on: the first unsolved check stops the run, in one line."""
+    prelude = f"""
+import sys
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f)]  # the release's utils, not ours
+sys.path.insert(0, {str(release)!r})
+"""
+    notebook = nbformat.read(release / "notebooks" / "00_orientation.ipynb", as_version=4)
+    (runs,) = run_notebook(notebook, prelude=prelude, cwd=release / "notebooks")
+    first_error = next(r for r in runs if r.error)
+    assert CHECK_CELL.match(first_error.source.strip()) and 'check("00.1"' in first_error.source
+    assert first_error.text.splitlines() == ["00.1 is not implemented yet"]
+    assert first_error.error["ename"] == "ExerciseRequired"
+    assert first_error.error["traceback"] == ["solve exercise 00.1 (per_token_loss) above first: the cells below need it"]
+    assert "utils/reference" not in str(list(release.rglob("*")))

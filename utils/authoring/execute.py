@@ -2,6 +2,7 @@
 
     python -m utils.authoring.execute solutions/03_induction_heads.ipynb   # execute in place, then regenerate
     python -m utils.authoring.execute --benchmark                          # time every solution notebook
+    python -m utils.authoring.execute --benchmark --env jupyterlab         # ... in a kernel as JupyterLab starts it
 
 The environment matches CI: one torch thread, no hub access, no progress bars. In-place execution
 stores the outputs that nbval later compares (minus bulky HTML such as the 1.3 MB circuitsvis bundle);
@@ -23,16 +24,25 @@ from utils.env import CI_ENV
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def execute(path: Path, timeout_s: int = 600) -> tuple[nbformat.NotebookNode, float]:
-    """Execute a notebook in its own folder; return it with outputs, and the wall time in seconds."""
+def execute(path: Path, timeout_s: int = 600, env: str = "ci") -> tuple[nbformat.NotebookNode, float]:
+    """Execute a notebook in its own folder; return it with outputs, and the wall time in seconds.
+
+    env="ci" runs the kernel in CI's environment (utils.env.CI_ENV); env="jupyterlab" runs it the way
+    JupyterLab starts kernels, with no thread settings in the environment, so the course's own choice
+    (utils.env.configure_torch) is what applies.
+    """
     from nbclient import NotebookClient
 
-    os.environ.update(CI_ENV)
+    kernel_env = {**os.environ, **CI_ENV}
+    if env == "jupyterlab":
+        kernel_env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+        kernel_env.update(HF_HUB_OFFLINE="1", TQDM_DISABLE="1")  # offline as a workshop is; bars cost nothing
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(notebook, timeout=timeout_s, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
+
     start = time.perf_counter()
-    client.execute()
+    client.execute(env=kernel_env)
     seconds = time.perf_counter() - start
     notebook.metadata.pop("widgets", None)  # saved widget state: useless without a kernel, and bulky
     for cell in notebook.cells:
@@ -56,11 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m utils.authoring.execute", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="solution notebooks (default: all)")
     parser.add_argument("--benchmark", action="store_true", help="time the notebooks without changing them")
+    parser.add_argument("--env", choices=["ci", "jupyterlab"], default="ci",
+                        help="the kernel's environment: CI's, or JupyterLab's (no thread variables); benchmark only")
     args = parser.parse_args(argv)
+    if args.env != "ci" and not args.benchmark:
+        parser.error("--env jupyterlab only times notebooks (--benchmark); stored outputs come from CI's environment")
     paths = args.notebooks or sorted((ROOT / "solutions").glob("*.ipynb"))
-    print(f"{'notebook':<40}{'seconds':>10}")
+    print(f"{'notebook':<40}{'seconds':>10}   (kernel environment: {args.env})")
     for path in paths:
-        notebook, seconds = execute(path.resolve())
+        notebook, seconds = execute(path.resolve(), env=args.env)
         print(f"{path.name:<40}{seconds:>10.1f}", flush=True)
         if not args.benchmark:
             nbformat.write(notebook, path)

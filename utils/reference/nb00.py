@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 from transformer_lens import ActivationCache
 from utils import ModelUnavailableError, check, load_model
+from utils.checking import run_check
 from utils.notebook import progress
 from utils.corpus import repeated_random_tokens
 from utils.corpus import held_out_batch

@@ -11,7 +11,7 @@ from torch import Tensor
 from transformer_lens.head_detector import detect_head
 from utils import check, load_model
 from utils.corpus import ioi_prompts, repeated_random_tokens
-from utils.viz import attention_explorer, attention_heads, load_circuitsvis
+from utils.viz import attention_explorer, attention_heads
 from utils import ModelUnavailableError
 
 
