@@ -29,7 +29,7 @@ def _positive_sum(out: torch.Tensor, case: Case) -> str | None:
 
 @pytest.fixture
 def exercise():
-    spec = checking.register(Exercise("99.1", "double", _cases, n_random=3, invariants=[_positive_sum], timeout_s=1.0))
+    spec = checking.register(Exercise("99.1", _cases, function="double", n_random=3, invariants=[_positive_sum], timeout_s=1.0))
     yield spec
     del checking._REGISTRY["99.1"]
 
@@ -40,7 +40,7 @@ def _sum(x: torch.Tensor) -> float:
 
 @pytest.fixture
 def scalar_exercise():
-    spec = checking.register(Exercise("99.2", "total", _cases, n_random=3, timeout_s=1.0))
+    spec = checking.register(Exercise("99.2", _cases, function="total", n_random=3, timeout_s=1.0))
     yield spec
     del checking._REGISTRY["99.2"]
 
@@ -51,7 +51,7 @@ def _double_and_sum(x: torch.Tensor) -> tuple[torch.Tensor, float]:
 
 @pytest.fixture
 def pair_exercise():
-    spec = checking.register(Exercise("99.3", "double_and_sum", _cases, n_random=3, timeout_s=1.0))
+    spec = checking.register(Exercise("99.3", _cases, function="double_and_sum", n_random=3, timeout_s=1.0))
     yield spec
     del checking._REGISTRY["99.3"]
 
@@ -331,7 +331,7 @@ def test_property_cases_run_their_probe_on_the_learner_function():
     def cases(rng, n_random):
         return [Case("property", (torch.ones(3),), "deterministic", probe)]
 
-    checking.register(Exercise("99.4", "noisy", cases, compare_values=False, timeout_s=1.0))
+    checking.register(Exercise("99.4", cases, function="noisy", compare_values=False, timeout_s=1.0))
     try:
         assert run_check("99.4", lambda x: x * 2, reference=_double).message == "99.4 passed (1 public cases)"
         noisy = run_check("99.4", lambda x: x + torch.rand(3), reference=_double)

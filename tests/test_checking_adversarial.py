@@ -32,8 +32,8 @@ def _cases(rng: np.random.Generator, n_random: int) -> list[Case]:
 @pytest.fixture(autouse=True)
 def exercises():
     """99.5 returns a tensor (doubling its input), 99.6 a number (the input's sum)."""
-    checking.register(Exercise("99.5", "double", _cases, n_random=2, timeout_s=1.0))
-    checking.register(Exercise("99.6", "total", _cases, n_random=2, timeout_s=1.0))
+    checking.register(Exercise("99.5", _cases, function="double", n_random=2, timeout_s=1.0))
+    checking.register(Exercise("99.6", _cases, function="total", n_random=2, timeout_s=1.0))
     yield
     del checking._REGISTRY["99.5"], checking._REGISTRY["99.6"]
 

@@ -29,7 +29,7 @@ def _cases(rng: np.random.Generator, n_random: int) -> list[Case]:
 
 @pytest.fixture
 def exercise():
-    checking.register(Exercise("99.7", "double", _cases, n_random=3, timeout_s=2.0))
+    checking.register(Exercise("99.7", _cases, function="double", n_random=3, timeout_s=2.0))
     yield
     del checking._REGISTRY["99.7"]
 

@@ -11,13 +11,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
-VERDICT = re.compile(r"^\d\d\.\d+ passed \(\d+ hidden cases\)$")
+VERDICT = re.compile(r"^\d\d\.\d+ passed \(\d+ public cases\)$")
 NBVAL_MARKERS = ("NBVAL_IGNORE_OUTPUT", "NBVAL_SKIP", "nbval-ignore-output", "nbval-skip")
 
 
 def _check_cells(path: Path) -> list[nbformat.NotebookNode]:
     cells = nbformat.read(path, as_version=4).cells
-    return [c for c in cells if c.cell_type == "code" and re.match(r'^check\("\d\d\.\d+", \w+\)$', c.source.strip())]
+    return [c for c in cells if c.cell_type == "code" and re.match(r'^(\w+) = check\("\d\d\.\d+", \1\)$', c.source.strip())]
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)

@@ -128,7 +128,7 @@ def test_public_checkers_work_from_frozen_expectations(released: Path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=released)
     assert result.returncode == 0, result.stderr
     passed, rejected, hidden = result.stdout.splitlines()
-    assert passed == "00.1 passed (6 hidden cases)"
+    assert passed == "00.1 passed (6 public cases)"
     assert rejected.startswith("00.1 failed on random case 1: values")
     assert hidden == "00.1: the hidden tier needs the reference solutions (utils/reference/), which a student release leaves out"
 

@@ -42,7 +42,7 @@ def _loss_shifted_the_other_way(logits: torch.Tensor, tokens: torch.Tensor) -> t
     return reference("00.1")(logits.roll(-1, dims=1), tokens.roll(1, dims=1))
 
 
-register(Exercise("00.1", "per_token_loss", _loss_cases, invariants=[_nonnegative], atol=1e-4, diagnoses=[
+register(Exercise("00.1", _loss_cases, invariants=[_nonnegative], atol=1e-4, diagnoses=[
     (lambda logits, tokens: -reference("00.1")(logits, tokens), "the sign: the loss is -log p, not log p"),
     (_loss_predicting_the_current_token, "no shift: the logits at position i predict the token at i + 1, not the token at i"),
     (_loss_shifted_the_other_way, "the shift goes the wrong way: drop the last position's logits and the first token"),
@@ -106,7 +106,7 @@ def _pattern_scaled_by(power: float):
     return mistake
 
 
-register(Exercise("00.2", "attention_pattern", _pattern_cases, invariants=[_future_is_zero, _rows_sum_to_one], diagnoses=[
+register(Exercise("00.2", _pattern_cases, invariants=[_future_is_zero, _rows_sum_to_one], diagnoses=[
     (_pattern_scaled_by(0.25), "the 1/sqrt(d_head) scale is missing"),
     (_pattern_scaled_by(-0.25), "divide the scores by sqrt(d_head), not by d_head"),
     (lambda q, k: reference("00.2")(k, q), "queries and keys are swapped: the pattern is [query, key]"),
@@ -135,7 +135,7 @@ def _residual_one_layer_later(cache, layer: int, pos: int) -> torch.Tensor:
     return reference("00.3")(cache, layer + 1, pos)
 
 
-register(Exercise("00.3", "residual_at", _residual_cases, diagnoses=[
+register(Exercise("00.3", _residual_cases, diagnoses=[
     (_residual_one_layer_later, "off by one layer: block `layer` reads resid_pre of that layer, before the block runs"),
     (lambda cache, layer, pos: reference("00.3")(cache, layer, pos - 1), "off by one position"),
     (lambda cache, layer, pos: reference("00.3")(cache, layer, pos + 1), "off by one position"),
@@ -168,7 +168,7 @@ def _ablated_loss_itself(model, tokens: torch.Tensor, layer: int, head: int) -> 
     return reference("00.4")(model, tokens, layer, head) + unablated
 
 
-register(Exercise("00.4", "head_ablation_effect", _ablation_cases, atol=1e-4, rtol=1e-3, diagnoses=[
+register(Exercise("00.4", _ablation_cases, atol=1e-4, rtol=1e-3, diagnoses=[
     (lambda model, tokens, layer, head: -reference("00.4")(model, tokens, layer, head),
      "the sign: the effect is the ablated loss minus the clean loss"),
     (_ablated_loss_itself, "return the increase in loss (ablated minus clean), not the ablated loss"),

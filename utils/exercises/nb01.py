@@ -48,7 +48,7 @@ def _residual_scaled_by(power_of_d_head: float, power_of_d_model: float = 0.0):
     return mistake
 
 
-register(Exercise("01.1", "attention_from_residual", _residual_cases, invariants=[_future_is_zero, _rows_sum_to_one],
+register(Exercise("01.1", _residual_cases, invariants=[_future_is_zero, _rows_sum_to_one],
                   atol=1e-5, rtol=1e-4, diagnoses=[
     (lambda x, W_Q, b_Q, W_K, b_K: reference("01.1")(x, W_Q, 0 * b_Q, W_K, 0 * b_K), "the biases b_Q and b_K are missing"),
     (lambda x, W_Q, b_Q, W_K, b_K: reference("01.1")(x, W_Q, b_Q, W_K, 0 * b_K), "the key bias b_K is missing"),
@@ -84,7 +84,7 @@ def _diagonal_over_every_query(pattern: torch.Tensor, offset: int) -> torch.Tens
     return reference("01.2")(pattern, offset) * (pos - abs(offset)) / pos
 
 
-register(Exercise("01.2", "diagonal_score", _diagonal_cases, diagnoses=[
+register(Exercise("01.2", _diagonal_cases, diagnoses=[
     (lambda pattern, offset: reference("01.2")(pattern, -offset), "the offset's sign: key = query + offset, on or below the diagonal"),
     (_diagonal_over_every_query, "average over the queries that have such a key (pos - |offset| of them), not over all pos"),
     (_diagonal_per_sample, "average over the batch too: the score is one number per head"),
@@ -120,7 +120,7 @@ def _percentage(rate: float, case: Case) -> str | None:
     return None if 0.0 <= rate <= 100.0 else f"a percentage lies between 0 and 100; got {rate:.3g}"
 
 
-register(Exercise("01.3", "sink_rate", _sink_cases, invariants=[_percentage], atol=1e-4, diagnoses=[
+register(Exercise("01.3", _sink_cases, invariants=[_percentage], atol=1e-4, diagnoses=[
     (lambda patterns, k, eps: reference("01.3")(patterns, k, eps) / 100.0, "return a percentage (0 to 100), not a fraction"),
     (lambda patterns, k, eps: reference("01.3")(patterns, k, eps - 1e-6), "a sink needs alpha > eps, strictly"),
 ]))
@@ -148,6 +148,6 @@ def _values_without_W_O(pattern: torch.Tensor, v: torch.Tensor, W_O: torch.Tenso
     return reference("01.4")(pattern, v, torch.eye(d_head).expand(heads, d_head, d_head))
 
 
-register(Exercise("01.4", "value_weighted_attention", _value_cases, atol=1e-5, rtol=1e-4, diagnoses=[
+register(Exercise("01.4", _value_cases, atol=1e-5, rtol=1e-4, diagnoses=[
     (_values_without_W_O, "W_O is missing: weight by the norm of what the head writes, v_k W_O, not of v_k"),
 ]))

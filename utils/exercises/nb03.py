@@ -142,7 +142,7 @@ def _drawn_from_vocab(tokens: torch.Tensor, case: Case) -> str | None:
     return None
 
 
-register(Exercise("03.1", "repeated_tokens", _repeated_cases, compare_values=False,
+register(Exercise("03.1", _repeated_cases, compare_values=False,
                   invariants=[_bos_then_two_equal_halves, _drawn_from_vocab]))
 
 
@@ -184,7 +184,7 @@ def _score_diagnoses(exercise_id: str) -> list[tuple[Callable, str]]:
     ]
 
 
-register(Exercise("03.2", "induction_score", _induction_cases, diagnoses=[
+register(Exercise("03.2", _induction_cases, diagnoses=[
     (lambda pattern, half: reference("03.2")(pattern.roll(1, dims=-1), half),
      "off by one: the target is the token after the first occurrence (key = query - half + 1)"),
     (lambda pattern, half: reference("03.2")(pattern.roll(-1, dims=-1), half),
@@ -210,7 +210,7 @@ def _previous_over_every_row(pattern: torch.Tensor) -> torch.Tensor:
     return reference("03.3")(pattern) * (pos - 1) / pos
 
 
-register(Exercise("03.3", "previous_token_score", _previous_token_cases, diagnoses=[
+register(Exercise("03.3", _previous_token_cases, diagnoses=[
     (_previous_over_every_row, "average over the pos - 1 queries that have a previous position, not over all pos"),
     *_score_diagnoses("03.3"),
 ]))
@@ -235,7 +235,7 @@ def _in_unit_interval(score: float, case: Case) -> str | None:
     return None if 0.0 <= score <= 1.0 + 1e-6 else f"a composition score lies in [0, 1]; got {score:.3g}"
 
 
-register(Exercise("03.4", "composition_score", _composition_cases, invariants=[_in_unit_interval], atol=1e-5, rtol=1e-4, diagnoses=[
+register(Exercise("03.4", _composition_cases, invariants=[_in_unit_interval], atol=1e-5, rtol=1e-4, diagnoses=[
     (lambda W_A, W_B: reference("03.4")(W_B, W_A), "the product order: W_A @ W_B (what W_A writes, W_B reads)"),
     (lambda W_A, W_B: reference("03.4")(W_A.T, W_B), "W_A is transposed"),
     (lambda W_A, W_B: reference("03.4")(W_A, W_B.T), "W_B is transposed"),
@@ -264,7 +264,7 @@ def _ablating_another_head(step: int) -> Callable:
     return mistake
 
 
-register(Exercise("03.5", "ablated_scores", _ablation_cases, atol=1e-4, rtol=1e-3, diagnoses=[
+register(Exercise("03.5", _ablation_cases, atol=1e-4, rtol=1e-3, diagnoses=[
     (_ablating_another_head(1), "the wrong head: check which axis of hook_z is the head ([batch, pos, head, d_head])"),
     (_ablating_another_head(-1), "the wrong head: check which axis of hook_z is the head ([batch, pos, head, d_head])"),
 ]))
@@ -284,7 +284,7 @@ def _eigenvalue_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
     return cases
 
 
-register(Exercise("03.6", "copying_score", _eigenvalue_cases, atol=1e-5, diagnoses=[
+register(Exercise("03.6", _eigenvalue_cases, atol=1e-5, diagnoses=[
     (lambda eigenvalues: reference("03.6")(eigenvalues.real.to(eigenvalues.dtype)),
      "the moduli |λ| include the imaginary parts: use abs() of the complex eigenvalues"),
     (lambda eigenvalues: reference("03.6")(eigenvalues.movedim(0, -1)), "sum over the last dimension (the eigenvalues), not the first"),
@@ -307,7 +307,7 @@ def _icl_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
     return cases
 
 
-register(Exercise("03.7", "icl_score", _icl_cases, atol=1e-5, diagnoses=[
+register(Exercise("03.7", _icl_cases, atol=1e-5, diagnoses=[
     (lambda losses, early, late: -reference("03.7")(losses, early, late), "the sign: late minus early"),
     (lambda losses, early, late: reference("03.7")(losses, early, range(late.start, losses.shape[-1])),
      "`late` stops at late.stop, not at the end of the sequence"),
