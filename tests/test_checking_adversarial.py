@@ -15,6 +15,7 @@ import torch
 
 from utils import checking
 from utils.checking import Case, Exercise, run_check
+from utils.checking.failures import _is_learner_frame
 
 
 def _double(x: torch.Tensor) -> torch.Tensor:
@@ -273,7 +274,7 @@ def test_frames_of_frozen_modules_the_stdlib_and_utils_are_never_your_line():
         return json.loads("{")  # raised inside json/decoder.py
 
     def seeds(x):
-        return checking.derive_seed("not a number")  # raised inside utils/checking.py
+        return checking.derive_seed("not a number")  # raised inside utils/seeds.py
 
     for fn in (imports, parses, seeds):
         assert tensor_verdict(fn).endswith(f"(your line {_line_of(fn, 1)}: `{_source_line(fn, 1)}`)"), fn.__name__
@@ -289,7 +290,7 @@ def _source_line(fn, offset: int) -> str:
     ("<frozen importlib._bootstrap>", False), (json.__file__, False), (torch.__file__, False), (checking.__file__, False),
     (__file__, True), ("<ipython-input-3-abc>", True), ("/tmp/ipykernel_123/4567.py", True), ("<string>", True)])
 def test_which_frames_are_the_learners(filename, is_learner):
-    assert checking._is_learner_frame(filename) is is_learner
+    assert _is_learner_frame(filename) is is_learner
 
 
 def test_not_implemented_in_a_helper_is_reported_like_any_exception():

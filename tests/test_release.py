@@ -42,7 +42,7 @@ def released(tmp_path_factory) -> Path:
 
 def test_release_leaves_out_solutions_and_reference_code(released: Path):
     assert (released / "notebooks" / "00_orientation.ipynb").exists()
-    assert (released / "utils" / "checking.py").exists()
+    assert (released / "utils" / "checking" / "__init__.py").exists()
     assert not (released / "solutions").exists()
     assert not (released / "utils" / "reference").exists()
     assert sorted(p.name for p in (released / "utils").iterdir() if p.name != "expected") == sorted(release.LEARNER_UTILS)
