@@ -22,7 +22,7 @@ def run_build(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def repo_copy(tmp_path: Path) -> Path:
-    for folder in ["solutions", "notebooks", "utils/reference"]:
+    for folder in ["solutions", "notebooks", "utils/reference", "utils/exercises", "tests/known_wrong"]:
         shutil.copytree(ROOT / folder, tmp_path / folder)
     return tmp_path
 

@@ -53,7 +53,7 @@ SPECIFIC = [
     ("icl_early_from_the_start", "likely cause: `early` starts at early.start, not at 0"),
     ("diagonal_always_previous_token", "failed on random case"),
     ("sink_always_position_zero", "failed on random case"),
-    ("residual_last_layer_never_drawn", "(layer=5: the input of the last block)"),
+    ("residual_last_layer_never_drawn", "likely cause: off by one layer"),
     ("residual_hard_coded_six_layers", "(a 3-layer model, layer=3: its final residual stream): your code raised KeyError"),
     ("ablation_hard_coded_four_heads", "(a 3-layer model with 3 heads)"),
     ("ablation_hard_coded_two_layers", "(a 3-layer model with 3 heads: its last head): output 1 of 2: shape — expected [3, 3], got [2, 3]"),
