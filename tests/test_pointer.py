@@ -8,7 +8,7 @@ from scipy.stats import chisquare
 
 from utils import pointer
 from utils.analysis import metrics
-from utils.zoo import train_pointer
+from utils.zoo import train, training
 
 TASK = pointer.PointerTask(8, 3)
 
@@ -85,7 +85,7 @@ def test_constant_model_never_follows_a_flip():
 
 
 def test_smoke_training_writes_a_loadable_model(tmp_path):
-    train_pointer.main(["pointer-8", "--smoke", "--out", str(tmp_path / "p8")])
+    training.main(train.RECIPES, ["pointer-8", "--smoke", "--out", str(tmp_path / "p8")])
     record = json.loads((tmp_path / "p8" / "training.json").read_text())
     assert record["steps"] == 20 and 0.0 <= record["final_accuracy"] <= 1.0
     config = json.loads((tmp_path / "p8" / "native_config.json").read_text())

@@ -5,12 +5,12 @@ from dataclasses import replace
 import torch
 
 from utils import corpus
-from utils.zoo import train_lm
 from utils.models import _load_native, list_checkpoints
+from utils.zoo import train_lm, training
 
 
-def _tiny(cfg: train_lm.RunConfig, **extra) -> train_lm.RunConfig:
-    return replace(cfg, **{**train_lm.TINY, **extra})
+def _tiny(recipe: training.Recipe, **extra) -> training.TrainConfig:
+    return replace(recipe.smoke_config(), **extra)
 
 
 def test_batches_are_deterministic_padded_and_start_with_bos():
@@ -29,9 +29,9 @@ def test_loss_ignores_padding():
 
 
 def test_lr_schedule():
-    cfg = train_lm.COURSE_LM
-    assert train_lm.lr_at(0, cfg) < train_lm.lr_at(cfg.warmup, cfg) == cfg.lr
-    assert abs(train_lm.lr_at(cfg.steps, cfg) - 0.1 * cfg.lr) < 1e-9
+    cfg = train_lm.COURSE_LM.config
+    assert training.lr_at(0, cfg) < training.lr_at(cfg.warmup, cfg) == cfg.lr
+    assert abs(training.lr_at(cfg.steps, cfg) - 0.1 * cfg.lr) < 1e-9
 
 
 def test_training_is_reproducible():
@@ -39,7 +39,7 @@ def test_training_is_reproducible():
     states = []
     for _ in range(2):
         model = train_lm.build_course_lm(cfg)
-        train_lm.train(model, lambda tokens: model(tokens).logits, cfg)
+        training.train(model, cfg, train_lm.batches(cfg), train_lm.COURSE_LM.loss)
         states.append(model.state_dict())
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
@@ -47,7 +47,7 @@ def test_training_is_reproducible():
 def test_course_lm_recipe_smoke(tmp_path):
     from transformer_lens.model_bridge import TransformerBridge
 
-    record = train_lm.train_course_lm(_tiny(train_lm.COURSE_LM), tmp_path)
+    record = training.run(train_lm.COURSE_LM, _tiny(train_lm.COURSE_LM), tmp_path)
     assert record["steps"] == train_lm.TINY["steps"] and (tmp_path / "training.json").exists()
     model = TransformerBridge.boot_transformers(str(tmp_path), device="cpu")
     assert model.to_str_tokens("when mary and john")[0] == corpus.BOS
@@ -59,7 +59,7 @@ def test_attn_only_recipe_smoke(tmp_path, monkeypatch):
     import utils.models
 
     cfg = _tiny(train_lm.ATTN_ONLY_2L, checkpoints=(0, 2))
-    train_lm.train_attn_only(cfg, tmp_path)
+    training.run(train_lm.ATTN_ONLY_2L, cfg, tmp_path)
     monkeypatch.setattr(utils.models, "MODELS_DIR", tmp_path.parent)
     assert list_checkpoints(tmp_path.name) == [0, 2, cfg.steps]
     first, last = _load_native(tmp_path, 0, "cpu"), _load_native(tmp_path, None, "cpu")

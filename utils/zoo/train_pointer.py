@@ -1,68 +1,53 @@
-"""Train a pointer model (see utils/pointer.py) and save it under models/<name>/.
+"""Recipes of the pointer models (see utils/pointer.py): their data (fresh random sequences) and loss.
 
-    python -m utils.zoo.train_pointer pointer-8            # about a minute on one core
-    python -m utils.zoo.train_pointer pointer-32           # under ten minutes on one core
-    python -m utils.zoo.train_pointer pointer-8 --smoke    # a few steps into a temporary folder
+    python -m utils.zoo.train pointer-8            # about a minute on one core
+    python -m utils.zoo.train pointer-32           # under ten minutes on one core
+    python -m utils.zoo.train pointer-8 --smoke    # a few steps into a temporary folder
 
-Fresh random sequences every step, cross-entropy at the last position only, Adam(0.9, 0.95) with a
-linear warm-up then cosine decay, Xavier-uniform init (the default init stalls on pointer-32).
-Writes native_config.json, model.safetensors and training.json (wall time, steps, accuracy, flip test).
+(`python -m utils.zoo.train_pointer NAME [--smoke]` still works.) Fresh random sequences every step,
+cross-entropy at the last position only, Adam(0.9, 0.95) without weight decay, a linear warm-up then
+cosine decay to zero, Xavier-uniform init (the default init stalls on pointer-32). The loop, config
+shape and schedule are utils/zoo/training.py's, shared with the language models. Writes
+native_config.json, model.safetensors and training.json (accuracy curve, final accuracy, flip test).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import math
-import tempfile
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from utils import pointer
 from utils.analysis import metrics
-from utils.models import MODELS_DIR, build_native, save_native
+from utils.models import build_native, save_native
+from utils.zoo.training import ZOO_SEED, Recipe, TrainConfig, main
+
+EVAL_SEED = 10_000  # + the step's 0-based index: the curve's accuracy samples (the shipped curves used these)
+FINAL_ACCURACY_SEED, FLIP_TEST_SEED = 2, 1
+
+POINTER_OPTIMISATION = dict(batch=128, lr=1e-3, warmup=500, final_lr=0.0, betas=(0.9, 0.95), weight_decay=0.0,
+                            grad_clip=None, seed=ZOO_SEED, eval_every=250)
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """Architecture and optimisation settings for one pointer model."""
-
-    d_model: int
-    n_heads: int
-    n_layers: int
-    d_mlp: int
-    steps: int
-    batch_size: int = 128
-    lr: float = 1e-3
-    warmup: int = 500
-    seed: int = 0
+def config(task: pointer.PointerTask, **architecture) -> TrainConfig:
+    """A pointer model's config: the task is its data, and its context is the task's."""
+    return TrainConfig(n_ctx=task.context, **architecture, **POINTER_OPTIMISATION, data=asdict(task))
 
 
-RECIPES: dict[str, Recipe] = {
-    "pointer-8": Recipe(d_model=64, n_heads=1, n_layers=2, d_mlp=128, steps=3000),
-    "pointer-32": Recipe(d_model=128, n_heads=4, n_layers=3, d_mlp=256, steps=2000),
-}
-EVAL_EVERY = 250
+def task_of(cfg: TrainConfig) -> pointer.PointerTask:
+    task = pointer.PointerTask(**cfg.data)
+    assert task.context == cfg.n_ctx, f"n_ctx {cfg.n_ctx} is not the task's context {task.context}"
+    return task
 
 
-def native_config(task: pointer.PointerTask, recipe: Recipe) -> dict:
-    """TransformerBridgeConfig fields: learned positions, pre-LN, GELU MLPs, Xavier-uniform init."""
-    return dict(d_model=recipe.d_model, d_head=recipe.d_model // recipe.n_heads, n_heads=recipe.n_heads,
-                n_layers=recipe.n_layers, n_ctx=task.context, d_vocab=2, d_mlp=recipe.d_mlp, act_fn="gelu",
-                normalization_type="LN", init_mode="xavier_uniform", seed=recipe.seed)
-
-
-def learning_rate(step: int, recipe: Recipe) -> float:
-    """Linear warm-up over `recipe.warmup` steps, then cosine decay to zero at `recipe.steps`."""
-    if step < recipe.warmup:
-        return recipe.lr * (step + 1) / recipe.warmup
-    progress = (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup)
-    return recipe.lr * 0.5 * (1 + math.cos(math.pi * progress))
+# ---------------------------------------------------------------- data and loss
+def batches(cfg: TrainConfig):
+    """Endless fresh pointer sequences [batch, M + A + 1] from a generator seeded with cfg.seed."""
+    task, generator = task_of(cfg), torch.Generator().manual_seed(cfg.seed)
+    while True:
+        yield pointer.sample(task, cfg.batch, generator)
 
 
 def last_position_loss(model, sequences: torch.Tensor) -> torch.Tensor:
@@ -72,57 +57,45 @@ def last_position_loss(model, sequences: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, targets)
 
 
-def train(model, task: pointer.PointerTask, recipe: Recipe) -> list[dict]:
-    """Train in place; returns the evaluation curve [{step, loss, accuracy}, ...]."""
-    generator = torch.Generator().manual_seed(recipe.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, betas=(0.9, 0.95))
-    curve = []
-    for step in tqdm(range(recipe.steps), desc="train", mininterval=10):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, recipe)
-        model.train()
-        loss = last_position_loss(model, pointer.sample(task, recipe.batch_size, generator))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if (step + 1) % EVAL_EVERY == 0 or step + 1 == recipe.steps:
-            model.eval()
-            accuracy = metrics.pointer_accuracy(model, task, n=2000, seed=10_000 + step)
-            curve.append(dict(step=step + 1, loss=round(loss.item(), 5), accuracy=round(accuracy, 4)))
-            tqdm.write(f"step {step + 1}: loss {loss.item():.4f}, accuracy {accuracy:.4f}")
-    return curve
+# ---------------------------------------------------------------- model, evaluation, saving
+def native_config(cfg: TrainConfig) -> dict:
+    """TransformerBridgeConfig fields: learned positions, pre-LN, GELU MLPs, Xavier-uniform init."""
+    return dict(d_model=cfg.d_model, d_head=cfg.d_model // cfg.n_heads, n_heads=cfg.n_heads,
+                n_layers=cfg.n_layers, n_ctx=task_of(cfg).context, d_vocab=2, d_mlp=cfg.d_mlp, act_fn="gelu",
+                normalization_type="LN", init_mode="xavier_uniform", seed=cfg.seed)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("name", choices=sorted(RECIPES))
-    parser.add_argument("--smoke", action="store_true", help="train 20 steps into a temporary folder")
-    parser.add_argument("--out", type=Path, help="output folder (default models/<name>)")
-    args = parser.parse_args(argv)
+def build(cfg: TrainConfig, out: Path):
+    return build_native(native_config(cfg))  # seeded by the config's seed
 
-    torch.set_num_threads(1)
-    task, recipe = pointer.task_for(args.name), RECIPES[args.name]
-    if args.smoke:
-        recipe = Recipe(**{**asdict(recipe), "steps": 20, "warmup": 5})
-    folder = args.out or (Path(tempfile.mkdtemp()) / args.name if args.smoke else MODELS_DIR / args.name)
-    config = native_config(task, recipe)
-    model = build_native(config)
 
-    start, cpu_start = time.perf_counter(), time.process_time()
-    curve = train(model, task, recipe)
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    model.eval()
-    flips = metrics.flip_test(model, task, n=600, seed=1)
-    record = dict(model=args.name, task=asdict(task), recipe=asdict(recipe), wall_time_s=round(wall, 1),
-                  cpu_time_s=round(cpu, 1), steps=recipe.steps, examples_seen=recipe.steps * recipe.batch_size,
-                  final_accuracy=round(metrics.pointer_accuracy(model, task, n=10_000, seed=2), 4),
-                  flip_test={k: round(v, 4) for k, v in asdict(flips).items()},
-                  torch_threads=torch.get_num_threads(), curve=curve)
-    save_native(model, config, folder)
-    (folder / "training.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in record.items() if k != "curve"}, indent=2))
-    print(f"saved to {folder}")
+def evaluate(model, cfg: TrainConfig, step: int) -> dict:
+    """Accuracy on 2000 fresh sequences after step `step` (0-based), for the curve."""
+    accuracy = metrics.pointer_accuracy(model, task_of(cfg), n=2000, seed=EVAL_SEED + step)
+    return dict(accuracy=round(accuracy, 4))
+
+
+def summary(model, cfg: TrainConfig) -> dict:
+    """Final accuracy and flip test for training.json (the task is in the config's data)."""
+    task = task_of(cfg)
+    flips = metrics.flip_test(model, task, n=600, seed=FLIP_TEST_SEED)
+    return dict(final_accuracy=round(metrics.pointer_accuracy(model, task, n=10_000, seed=FINAL_ACCURACY_SEED), 4),
+                flip_test={k: round(v, 4) for k, v in asdict(flips).items()})
+
+
+def save(model, cfg: TrainConfig, out: Path) -> None:
+    save_native(model, native_config(cfg), out)
+
+
+def recipe(name: str, **architecture) -> Recipe:
+    return Recipe(name, config(pointer.task_for(name), **architecture), build=build, batches=batches,
+                  loss=last_position_loss, save=save, evaluate=evaluate, summary=summary,
+                  smoke=dict(steps=20, warmup=5))
+
+
+RECIPES = {r.name: r for r in (recipe("pointer-8", d_model=64, n_heads=1, n_layers=2, d_mlp=128, steps=3000),
+                               recipe("pointer-32", d_model=128, n_heads=4, n_layers=3, d_mlp=256, steps=2000))}
 
 
 if __name__ == "__main__":
-    main()
+    main(RECIPES, doc=__doc__)
