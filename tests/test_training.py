@@ -1,0 +1,57 @@
+"""One training loop, one config shape and one schedule for every recipe in the model zoo."""
+
+from dataclasses import fields, replace
+
+import pytest
+
+from utils.zoo import model_card, train, train_lm, train_pointer, training
+
+
+def test_every_model_has_a_recipe_with_the_one_config_shape():
+    assert set(train.RECIPES) == {"course-lm", "attn-only-2l", "pointer-8", "pointer-32"}
+    assert set(train.RECIPES) == set(model_card.ORDER)
+    for name, recipe in train.RECIPES.items():
+        assert recipe.name == name and type(recipe.config) is training.TrainConfig
+        smoke = recipe.smoke_config()
+        assert smoke.steps < recipe.config.steps and all(c < smoke.steps for c in smoke.checkpoints)
+    assert {f.name for f in fields(training.TrainConfig)} >= {
+        "n_layers", "d_model", "n_heads", "n_ctx", "d_mlp", "steps", "batch", "lr", "warmup", "final_lr", "betas",
+        "weight_decay", "grad_clip", "seed", "eval_every"}
+
+
+@pytest.mark.parametrize("name, final", [("course-lm", 0.1), ("pointer-8", 0.0)])
+def test_one_schedule_warms_up_then_decays_to_its_floor(name, final):
+    cfg = train.RECIPES[name].config
+    rates = [training.lr_at(step, cfg) for step in range(cfg.steps + 1)]
+    assert rates[0] == cfg.lr / cfg.warmup and rates[cfg.warmup - 1] == pytest.approx(cfg.lr)
+    assert rates[cfg.warmup] == cfg.lr
+    assert all(a >= b for a, b in zip(rates[cfg.warmup:], rates[cfg.warmup + 1:]))
+    assert rates[-1] == pytest.approx(final * cfg.lr, abs=1e-12)
+
+
+def test_both_recipe_families_train_through_the_same_loop(tmp_path, monkeypatch):
+    seen, loop = [], training.train
+
+    def spy(model, cfg, batches, loss_fn, **kwargs):
+        seen.append(cfg)
+        return loop(model, cfg, batches, loss_fn, **kwargs)
+
+    monkeypatch.setattr(training, "train", spy)
+    names = ["course-lm", "attn-only-2l", "pointer-8"]  # pointer-32 differs from pointer-8 only in its config
+    for name in names:
+        cfg = replace(train.RECIPES[name].smoke_config(), steps=2, warmup=1, eval_every=1)
+        record = training.run(train.RECIPES[name], cfg, tmp_path / name)
+        assert record["model"] == name and record["steps"] == 2 and [e["step"] for e in record["curve"]] == [1, 2]
+        assert seen[-1] is cfg
+    assert len(seen) == len(names)
+    assert "accuracy" in record["curve"][-1] and "final_accuracy" in record  # the pointer recipe's measurements
+    monkeypatch.setattr(model_card, "MODELS_DIR", tmp_path)
+    for name in names:  # the model card reads every recipe's training.json
+        assert None not in model_card.training_record(name).values()
+    p8, p32 = train.RECIPES["pointer-8"], train.RECIPES["pointer-32"]
+    assert replace(p8, name=p32.name, config=p32.config) == p32
+
+
+def test_old_entry_points_are_the_shared_command_line():
+    assert train_lm.RECIPES.keys() | train_pointer.RECIPES.keys() == train.RECIPES.keys()
+    assert train_lm.main is train_pointer.main is train.main is training.main
