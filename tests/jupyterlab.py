@@ -62,6 +62,10 @@ def isolated_jupyter_env(tmp_path: Path, threads: str | None = "1") -> dict[str,
     return env if threads is None else {**env, "OMP_NUM_THREADS": threads}
 
 
+class PageNotReady(RuntimeError):
+    """The page was navigating (a reload): ask again."""
+
+
 class DevTools:
     """Headless Chromium driven through the DevTools protocol: evaluate JavaScript, reload, screenshot."""
 
@@ -84,7 +88,8 @@ class DevTools:
             message = json.loads(self.socket.recv())
             if message.get("id") == self.calls:
                 if "error" in message:
-                    raise RuntimeError(f"{method}: {message['error']}")
+                    navigating = "navigated or closed" in str(message["error"])
+                    raise (PageNotReady if navigating else RuntimeError)(f"{method}: {message['error']}")
                 return message["result"]
 
     def js(self, expression: str):
@@ -147,7 +152,7 @@ def _poll(probe, timeout: float, step: float = 0.5):
     while True:
         try:
             result = probe()
-        except OSError:
+        except (OSError, PageNotReady):  # not up yet, or the page is between two documents
             result = None
         if result is not None:
             return result
