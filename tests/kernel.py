@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
+
+from utils.authoring.kernels import notebook_client
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,8 +29,7 @@ def run_notebook(notebook: nbformat.NotebookNode, passes: int = 1, prelude: str 
     """
     notebook = nbformat.from_dict(notebook)
     notebook.cells.insert(0, nbformat.v4.new_code_cell(prelude or "pass"))
-    client = NotebookClient(notebook, timeout=timeout_s, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(cwd)}})
+    client = notebook_client(notebook, cwd, timeout_s, allow_errors=True)
     runs = []
     with client.setup_kernel():
         client.execute_cell(notebook.cells[0], 0)

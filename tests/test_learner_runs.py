@@ -123,3 +123,13 @@ sys.path.insert(0, {str(release)!r})
     assert first_error.error["ename"] == "ExerciseRequired"
     assert first_error.error["traceback"] == ["solve exercise 00.1 (per_token_loss) above first: the cells below need it"]
     assert "utils/reference" not in str(list(release.rglob("*")))
+
+
+def test_notebook_tests_run_this_checkout_whatever_kernel_is_installed():
+    """A user-wide "python3" kernel spec may point at another environment; tests run this one's code."""
+    import sys
+
+    cell = nbformat.v4.new_code_cell("import sys, utils; print(sys.executable); print(utils.__file__)")
+    (runs,) = run_notebook(nbformat.v4.new_notebook(cells=[cell]))
+    executable, utils_file = runs[0].text.splitlines()
+    assert executable == sys.executable and utils_file == str(ROOT / "utils" / "__init__.py")

@@ -31,15 +31,14 @@ def execute(path: Path, timeout_s: int = 600, env: str = "ci") -> tuple[nbformat
     JupyterLab starts kernels, with no thread settings in the environment, so the course's own choice
     (utils.env.configure_torch) is what applies.
     """
-    from nbclient import NotebookClient
+    from utils.authoring.kernels import notebook_client
 
     kernel_env = {**os.environ, **CI_ENV}
     if env == "jupyterlab":
         kernel_env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
         kernel_env.update(HF_HUB_OFFLINE="1", TQDM_DISABLE="1")  # offline as a workshop is; bars cost nothing
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=timeout_s, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = notebook_client(notebook, path.parent, timeout_s)
 
     start = time.perf_counter()
     client.execute(env=kernel_env)
