@@ -33,13 +33,6 @@ CHECK_IN_RELEASE = textwrap.dedent('''
 ''')
 
 
-@pytest.fixture(scope="module")
-def released(tmp_path_factory) -> Path:
-    destination = tmp_path_factory.mktemp("release") / "course"
-    release.release(destination)
-    return destination
-
-
 def test_release_leaves_out_solutions_and_reference_code(released: Path):
     assert (released / "notebooks" / "00_orientation.ipynb").exists()
     assert (released / "utils" / "checking" / "__init__.py").exists()
