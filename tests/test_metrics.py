@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from utils import corpus
+from utils import corpus, pointer
 from utils.analysis import causal_trace, metrics
 from utils.models import build_native
 
@@ -220,3 +220,64 @@ def test_notebook_solutions_agree_with_the_library_scores(seed):
     torch.testing.assert_close(nb03.previous_token_score(pattern), metrics.previous_token_score(pattern))
     for k, eps in [(0, 0.2), (1, 0.1), (2, 0.05)]:
         assert nb01.sink_rate(pattern[None], k, eps) == metrics.sink_rate(pattern[None], k, eps)
+
+
+# ---------------------------------------------------------------- pointer readout and residual patching
+
+POINTER8 = pointer.PointerTask(8, 3)
+
+
+def test_pointer_readout_scores_on_synthetic_patterns():
+    # 2 layers, 2 heads, 8 examples (address i for example i), keys T = 11
+    n, T = 8, POINTER8.context
+    address = torch.arange(n)
+    readout = torch.full((2, n, 2, T), 1 / T)  # [layer, n, head, key] uniform
+    readout[1, :, 0] = 0.0
+    readout[1, address, 0, address] = 0.6  # layer 1 head 0: 0.6 on the addressed cell ...
+    readout[1, address, 0, POINTER8.memory_bits] = 0.4  # ... and 0.4 on an address bit
+    readout[1, 7, 0, 7], readout[1, 7, 0, 0] = 0.3, 0.3  # except for address 7
+    per_example = metrics.addressed_cell_attention(readout, address)  # [n, layer, head]
+    assert per_example.shape == (n, 2, 2)
+    assert torch.allclose(per_example[:, 0], torch.full((n, 2), 1 / T))
+    assert per_example[:7, 1, 0].eq(0.6).all() and per_example[7, 1, 0] == pytest.approx(0.3)
+    by_address = metrics.attention_by_address(per_example.repeat(3, 1, 1), address.repeat(3), 8)
+    assert torch.allclose(by_address, per_example)  # three copies of each example: the same means
+    spikes = metrics.clean_spikes(by_address, 0.5)
+    assert spikes.tolist() == [True] * 7 + [False]
+    missing = metrics.attention_by_address(per_example[:7], address[:7], 8)
+    assert missing[7].isnan().all() and not metrics.clean_spikes(missing)[7]
+
+
+@pytest.fixture(scope="module")
+def random_pointer():
+    return build_native(dict(d_model=16, d_head=8, n_heads=2, n_layers=2, n_ctx=POINTER8.context, d_vocab=2,
+                             d_mlp=32, act_fn="gelu", normalization_type="LN", init_mode="xavier_uniform", seed=5))
+
+
+def test_pointer_readout_of_a_model_has_the_right_shapes(random_pointer):
+    r = metrics.pointer_readout(random_pointer, POINTER8, n=400)
+    assert r.per_head.shape == (2, 2) and r.by_address.shape == (8, 2, 2) and r.spikes.shape == (8,)
+    assert r.uniform == pytest.approx(1 / 11)
+    assert torch.allclose(r.per_head, metrics.pointer_address_attention(random_pointer, POINTER8, n=400))
+    assert 0 <= r.spike_count <= 8 and r.legible(7) == (r.best >= 0.5 and r.spike_count >= 7)
+
+
+def test_pointer_position_masks_partition_the_input():
+    inputs, _ = pointer.inputs_and_targets(pointer.sample(POINTER8, 50, torch.Generator().manual_seed(0)))
+    masks = metrics.pointer_position_masks(inputs, POINTER8)
+    total = sum(masks[c].long() for c in metrics.POSITION_CLASSES)  # [n, T]
+    assert total.eq(1).all()  # the four classes partition every sequence
+    address = pointer.decode_address(inputs, POINTER8)
+    assert masks[metrics.EARLIER_MEMORY].sum(1).tolist() == address.tolist()
+
+
+def test_patching_recovery_identities(random_pointer):
+    result = metrics.pointer_patching_recovery(random_pointer, POINTER8, n=100, min_denominator=1e-4)
+    assert result.recovery.shape == (3, 5) and result.pairs > 10
+    assert result.at(0, "addressed cell") == pytest.approx(1.0, abs=1e-4)  # the only difference at the embedding
+    for cls in ("other memory", "address bits", "readout"):
+        assert result.at(0, cls) == 0.0  # identical embeddings
+    assert result.at(-1, "readout") == pytest.approx(1.0, abs=1e-4)  # the logits read only the last residual
+    for cls in ("addressed cell", "other memory", "address bits"):
+        assert result.at(-1, cls) == 0.0
+    assert result.recovery[:, result.classes.index(metrics.EARLIER_MEMORY)].eq(0).all()  # causal mask

@@ -224,3 +224,160 @@ def flip_test(model, task: pointer.PointerTask, n: int = 600, seed: int = 0) -> 
     addressed = pointer_predictions(model, pointer.flip_cells(inputs, address))
     other = pointer_predictions(model, pointer.flip_cells(inputs, pointer.other_cells(address, task, generator)))
     return FlipTest(addressed=(addressed != base).float().mean().item(), other=(other != base).float().mean().item())
+
+
+# ---------------------------------------------------------------- pointer task: where the readout looks
+
+
+def addressed_cell_attention(readout: torch.Tensor, address: torch.Tensor) -> torch.Tensor:
+    """Attention of each readout row on its addressed cell.
+
+    readout [layer, n, head, key] (the last query row of every pattern), address [n] -> [n, layer, head].
+    """
+    n = readout.shape[1]
+    return readout[:, torch.arange(n), :, address]  # advanced indices first: [n, layer, head]
+
+
+def attention_by_address(per_example: torch.Tensor, address: torch.Tensor, memory_bits: int) -> torch.Tensor:
+    """Mean of per-example scores [n, layer, head] over the examples of each address: -> [M, layer, head].
+
+    An address with no example gets NaN.
+    """
+    sums = torch.zeros(memory_bits, *per_example.shape[1:]).index_add_(0, address, per_example.float())
+    counts = torch.bincount(address, minlength=memory_bits).float()  # [M]
+    return sums / counts[:, None, None].where(counts[:, None, None] > 0, torch.tensor(float("nan")))
+
+
+def clean_spikes(by_address: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Whether some single head puts at least `threshold` on the addressed cell: [M, layer, head] -> [M] bool."""
+    return (by_address >= threshold).flatten(1).any(dim=1)
+
+
+@dataclass(frozen=True)
+class PointerReadout:
+    """Attention from the readout position (the last input position) to the addressed cell.
+
+    `per_head` [layer, head] is the mean over examples; `per_layer` [layer] sums a layer's heads and
+    divides by their number (a layer's mean head); `by_address` [M, layer, head] is the mean per address;
+    `spikes` [M] says which addresses get a clean single-head spike (one head >= `threshold`), and
+    `uniform` is 1/T, the level of a head attending uniformly over the readout's causal prefix.
+    """
+
+    per_head: torch.Tensor
+    per_layer: torch.Tensor
+    by_address: torch.Tensor
+    spikes: torch.Tensor
+    uniform: float
+    threshold: float
+
+    @property
+    def spike_count(self) -> int:
+        return int(self.spikes.sum())
+
+    @property
+    def best(self) -> float:
+        """The largest mean attention of one head on the addressed cell."""
+        return self.per_head.max().item()
+
+    def legible(self, min_spikes: int) -> bool:
+        """A legible readout: some head puts >= `threshold` on the addressed cell on average, and at least
+        `min_spikes` addresses get a clean single-head spike."""
+        return self.best >= self.threshold and self.spike_count >= min_spikes
+
+
+def pointer_readout(model, task: pointer.PointerTask, n: int = 2000, seed: int = 0,
+                    threshold: float = 0.5) -> PointerReadout:
+    """Readout attention on the addressed cell, per layer, head and address, on `n` fresh sequences."""
+    inputs, _ = pointer.inputs_and_targets(pointer.sample(task, n, torch.Generator().manual_seed(seed)))
+    address = pointer.decode_address(inputs, task)  # [n]
+    readout = attention_patterns(model, inputs)[:, :, :, -1]  # [layer, n, head, key]
+    per_example = addressed_cell_attention(readout, address)  # [n, layer, head]
+    by_address = attention_by_address(per_example, address, task.memory_bits)  # [M, layer, head]
+    per_head = per_example.mean(0)  # [layer, head]
+    return PointerReadout(per_head=per_head, per_layer=per_head.mean(-1), by_address=by_address,
+                          spikes=clean_spikes(by_address, threshold), uniform=1 / task.context,
+                          threshold=threshold)
+
+
+# ---------------------------------------------------------------- pointer task: residual patching
+
+POSITION_CLASSES = ("addressed cell", "other memory", "address bits", "readout")
+EARLIER_MEMORY = "memory before the addressed cell"  # a check: the causal mask makes its recovery exactly 0
+
+
+def pointer_position_masks(inputs: torch.Tensor, task: pointer.PointerTask) -> dict[str, torch.Tensor]:
+    """Boolean masks [n, T] of each position class of pointer inputs [n, T]: the addressed cell, the other
+    memory cells, the address bits before the readout, the readout (the last position, also the address's
+    least significant bit), and the memory cells before the addressed cell."""
+    n, T = inputs.shape
+    position = torch.arange(T)[None, :]  # [1, T]
+    address = pointer.decode_address(inputs, task)[:, None]  # [n, 1]
+    memory = position < task.memory_bits  # [1, T]
+    masks = {"addressed cell": position == address,
+             "other memory": memory & (position != address),
+             "address bits": (position >= task.memory_bits) & (position < T - 1),
+             "readout": position == T - 1,
+             EARLIER_MEMORY: position < address}
+    return {k: v.expand(n, T) for k, v in masks.items()}
+
+
+def residual_points(model) -> list[str]:
+    """Hook names of the residual stream: the embedding (tokens + positions, block 0's input), then after
+    each block. The recovery table's rows, in order."""
+    return ["blocks.0.hook_in"] + [f"blocks.{layer}.hook_out" for layer in range(model.cfg.n_layers)]
+
+
+@dataclass(frozen=True)
+class PatchingRecovery:
+    """Residual-patching recovery [point, class]: rows `points` (the embedding, after each layer),
+    columns `classes`; `pairs` clean/flipped pairs kept (denominator >= the minimum) of `tried`."""
+
+    recovery: torch.Tensor
+    points: list[str]
+    classes: list[str]
+    pairs: int
+    tried: int
+
+    def at(self, point: int, cls: str) -> float:
+        return self.recovery[point, self.classes.index(cls)].item()
+
+
+def logit_margin(logits: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
+    """D = logit[answer] - logit[1 - answer] at the last position: logits [n, T, 2], answer [n] -> [n]."""
+    last = logits[:, -1]  # [n, 2]
+    rows = torch.arange(len(answer))
+    return last[rows, answer] - last[rows, 1 - answer]
+
+
+@torch.no_grad()
+def pointer_patching_recovery(model, task: pointer.PointerTask, n: int = 200, seed: int = 0,
+                              min_denominator: float = 1.0) -> PatchingRecovery:
+    """Residual patching on clean / flipped pairs (the addressed cell flipped), by (point, position class).
+
+    For each residual point and position class, the clean run's residual at the class's positions
+    replaces the flipped run's; recovery = (D_patched - D_corr) / (D_clean - D_corr) with
+    D = logit[ans] - logit[1 - ans], ans the clean target; pairs whose denominator is below
+    `min_denominator` are dropped, and recovery is the mean over the pairs kept.
+    """
+    inputs, answer = pointer.inputs_and_targets(pointer.sample(task, n, torch.Generator().manual_seed(seed)))
+    corrupted = pointer.flip_cells(inputs, pointer.decode_address(inputs, task))  # [n, T]
+    points = residual_points(model)
+    clean_logits, cache = model.run_with_cache(inputs, names_filter=lambda name: name in points)
+    d_clean = logit_margin(clean_logits, answer)  # [n]
+    d_corr = logit_margin(model(corrupted), answer)  # [n]
+    denominator = d_clean - d_corr  # [n]
+    keep = denominator >= min_denominator  # [n]
+    masks = pointer_position_masks(inputs, task)
+    classes = [*POSITION_CLASSES, EARLIER_MEMORY]
+    table = torch.zeros(len(points), len(classes))
+    for i, point in enumerate(points):
+        clean = cache[point]  # [n, T, d_model]
+        for j, cls in enumerate(classes):
+            mask = masks[cls][:, :, None]  # [n, T, 1]
+
+            def patch(activation, hook=None, clean=clean, mask=mask):
+                return torch.where(mask, clean, activation)
+
+            d_patched = logit_margin(model.run_with_hooks(corrupted, fwd_hooks=[(point, patch)]), answer)  # [n]
+            table[i, j] = ((d_patched - d_corr) / denominator)[keep].mean()
+    return PatchingRecovery(recovery=table, points=points, classes=classes, pairs=int(keep.sum()), tried=n)
