@@ -90,3 +90,14 @@ def test_smoke_training_writes_a_loadable_model(tmp_path):
     assert record["steps"] == 20 and 0.0 <= record["final_accuracy"] <= 1.0
     config = json.loads((tmp_path / "p8" / "native_config.json").read_text())
     assert config["n_ctx"] == TASK.context and config["d_vocab"] == 2
+
+
+def test_seeded_recipes_differ_only_in_their_seed():
+    from dataclasses import replace
+
+    from utils.zoo import train_pointer
+
+    for name, committed in train_pointer.COMMITTED_SEEDS.items():
+        shipped, other = train.RECIPES[name], train_pointer.seeded(name, committed + 1)
+        assert shipped.config.seed == committed and other.config.seed == committed + 1
+        assert replace(other.config, seed=committed) == shipped.config

@@ -7,7 +7,8 @@
 Language models (course-lm, attn-only-2l): held-out loss, per-head induction / previous-token scores on
 [BOS] + r + r, BOS-sink scores on held-out corpus text, IOI, fact recall (plain and through a code
 table), the causal-trace summary (course-lm) and the induction score across training checkpoints.
-Pointer models: accuracy, flip test, attention from the readout to the addressed cell. Training times come from each models/*/training.json.
+Pointer models: accuracy, flip test, attention from the readout to the addressed cell (per layer, head and
+address), residual-patching recovery, and the spread of every figure over the recipe's seeds (models/*/seeds.json). Training times come from each models/*/training.json.
 """
 
 from __future__ import annotations
@@ -111,14 +112,46 @@ def trace_summary(model, n_facts: int = 100) -> dict:
             "last_subject": summary.last_subject.tolist(), "last_token": summary.last_token.tolist()}
 
 
-def measure_pointer(name: str, model) -> dict:
-    """Loss, accuracy, flip test and attention on the addressed cell for a pointer model."""
-    task = pointer.task_for(name)
+LEGIBLE_SPIKES = {"pointer-8": 7}  # a legible readout: some head >= 0.5 on the addressed cell on average, and
+# a clean single-head spike (one head >= 0.5 on the cell, on that address's mean) for at least this many addresses
+NEAR_UNIFORM = 0.1  # pointer-32: attention on the addressed cell below this is "near uniform" (uniform 1/37 = 0.027)
+MOST_ADDRESSES = 2 / 3  # ... for "most addresses": at least this share of them, in every layer and head (the
+# pointer-32 shipped before, whose layer-1 head 1 put 0.9-0.99 on the cell for addresses 0-15, has 0.56)
+
+
+def pointer_figures(model, task: pointer.PointerTask, min_spikes: int | None = None) -> dict:
+    """Every acceptance figure of a pointer model: accuracy, flip test, readout attention on the addressed cell
+    (per layer, per head, per address; clean spikes; legibility), and the residual-patching recovery table."""
     flips = metrics.flip_test(model, task, n=600, seed=SEED)
+    readout = metrics.pointer_readout(model, task, n=4000, seed=SEED)
+    near = (readout.by_address < NEAR_UNIFORM).float().mean(0)  # [layer, head]: share of addresses near uniform
+    patching = metrics.pointer_patching_recovery(model, task, n=200, seed=SEED)
+    figures = {"accuracy": metrics.pointer_accuracy(model, task, seed=SEED),
+               "flip_addressed": flips.addressed, "flip_other": flips.other,
+               "uniform": readout.uniform, "readout_per_layer": readout.per_layer.tolist(),
+               "readout_per_head": readout.per_head.tolist(), "best_head": readout.best,
+               "spikes": readout.spike_count, "spike_addresses": readout.spikes.nonzero()[:, 0].tolist(),
+               "near_uniform_share": near.tolist(), "min_near_uniform_share": near.min().item(),
+               "recovery": patching.recovery.tolist(), "recovery_classes": patching.classes,
+               "recovery_pairs": patching.pairs, "recovery_tried": patching.tried}
+    if min_spikes is not None:
+        figures["legible"] = readout.legible(min_spikes)
+    return figures
+
+
+def seeds_record(name: str) -> dict:
+    """models/<name>/seeds.json: the figures of every trained seed of the recipe (empty if absent)."""
+    path = MODELS_DIR / name / "seeds.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def measure_pointer(name: str, model) -> dict:
+    """Loss, accuracy, flip test, readout attention, patching recovery; the spread over seeds from seeds.json."""
+    task = pointer.task_for(name)
     return {"task": {"memory_bits": task.memory_bits, "address_bits": task.address_bits},
-            "loss": metrics.pointer_loss(model, task), "accuracy": metrics.pointer_accuracy(model, task, seed=SEED),
-            "flip_addressed": flips.addressed, "flip_other": flips.other,
-            "address_attention": metrics.pointer_address_attention(model, task).tolist()}
+            "loss": metrics.pointer_loss(model, task),
+            "address_attention": metrics.pointer_address_attention(model, task).tolist(),
+            **pointer_figures(model, task, LEGIBLE_SPIKES.get(name)), "seeds": seeds_record(name)}
 
 
 def measure(name: str) -> dict:
@@ -194,16 +227,93 @@ def trace_section(t: dict) -> list[str]:
     return lines + table(["block L", "last subject token", "last token"], rows)
 
 
+SPREAD = [("accuracy", "accuracy", 4), ("flip_addressed", "flip: addressed cell", 3),
+          ("flip_other", "flip: other cell", 3), ("best_head", "best head on the addressed cell", 2),
+          ("spikes", "addresses with a clean spike", 0), ("min_near_uniform_share", "min share near uniform", 2)]
+
+
+def spread(values: list[float]) -> tuple[float, float, float]:
+    """Min, median (lower middle for an even count), max."""
+    ordered = sorted(values)
+    return ordered[0], ordered[(len(ordered) - 1) // 2], ordered[-1]
+
+
+def seeds_table(c: dict) -> list[str]:
+    """Every seed's acceptance figures, and their min / median / max."""
+    record = c["seeds"]
+    seeds = record.get("seeds", {})
+    if not seeds:
+        return []
+    n_layers = len(c["readout_per_layer"])
+    columns = [("accuracy", 4), ("flip_addressed", 3), ("flip_other", 3)]
+    header = ["seed", "accuracy", "flip addressed", "flip other"] + [f"readout L{l}" for l in range(n_layers)]
+    header += ["best head", "clean spikes", "min near-uniform share", "recovery after L0, addressed cell"]
+    if "legible" in c:
+        header.append("legible")
+    header.append("train wall s")
+
+    def row(label: str, f: dict) -> list[str]:
+        cells = [label] + [fmt(f[k], d) for k, d in columns] + [fmt(a, 3) for a in f["readout_per_layer"]]
+        cells += [fmt(f["best_head"], 2), f"{f['spikes']}/{c['task']['memory_bits']}",
+                  fmt(f["min_near_uniform_share"], 2), fmt(f["recovery"][1][0], 2)]
+        if "legible" in c:
+            cells.append("yes" if f["legible"] else "no")
+        return cells + [fmt(f.get("train_wall_s"), 0)]
+
+    rows = [row(("**" + s + "** (committed)") if s == str(record.get("committed")) else s, f)
+            for s, f in seeds.items()]
+    lines = [f"Every seed of the recipe trained so far ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}):", ""]
+    lines += table(header, rows) + ["", "Spread over the seeds (min / median / max):", ""]
+    spreads = [[label, " / ".join(fmt(v, d) for v in spread([f[key] for f in seeds.values()]))]
+               for key, label, d in SPREAD]
+    for layer in range(n_layers):
+        spreads.append([f"readout layer {layer} (uniform {fmt(c['uniform'], 3)})",
+                        " / ".join(fmt(v, 3) for v in spread([f["readout_per_layer"][layer] for f in seeds.values()]))])
+    spreads.append(["recovery after layer 0, addressed cell",
+                    " / ".join(fmt(v, 2) for v in spread([f["recovery"][1][0] for f in seeds.values()]))])
+    if "legible" in c:
+        legible = sum(f["legible"] for f in seeds.values())
+        spreads.append(["legible seeds", f"{legible} of {len(seeds)}"])
+    return lines + table(["figure", "min / median / max"], spreads) + [""]
+
+
 def pointer_section(name: str, c: dict) -> list[str]:
     task = c["task"]
-    attention = ", ".join(f"layer {layer}: " + " ".join(fmt(a, 2) for a in heads)
-                          for layer, heads in enumerate(c["address_attention"]))
-    return [f"## `{name}`", "",
-            f"- Task: {task['memory_bits']} memory bits, {task['address_bits']} address bits.",
-            f"- Accuracy {fmt(c['accuracy'], 4)} (10,000 fresh sequences); loss {c['loss']:.2g}.",
-            f"- Flip test (600 sequences): flipping the addressed cell changes the output "
-            f"{fmt(c['flip_addressed'], 3)} of the time, flipping another cell {fmt(c['flip_other'], 3)}.",
-            f"- Mean attention from the readout to the addressed cell, per head: {attention}.", ""]
+    m, uniform = task["memory_bits"], c["uniform"]
+    lines = [f"## `{name}`", "",
+             f"- Task: {m} memory bits, {task['address_bits']} address bits; the readout is the last input "
+             f"position (T = {round(1 / uniform)}; a head attending uniformly over it puts 1/T = {fmt(uniform, 3)} "
+             "on each cell).",
+             f"- Accuracy {fmt(c['accuracy'], 4)} (10,000 fresh sequences); loss {c['loss']:.2g}.",
+             f"- Flip test (600 sequences): flipping the addressed cell changes the output "
+             f"{fmt(c['flip_addressed'], 3)} of the time, flipping another cell {fmt(c['flip_other'], 3)}.",
+             f"- Clean single-head spikes (one head ≥ 0.5 on the addressed cell, on that address's mean over "
+             f"4,000 sequences): {c['spikes']} of {m} addresses."]
+    if "legible" in c:
+        lines.append(f"- Legible (some head ≥ 0.5 on the addressed cell and a clean spike for ≥ "
+                     f"{LEGIBLE_SPIKES[name]} of {m} addresses): {'yes' if c['legible'] else 'no'}.")
+    lines.append(f"- Share of addresses on which a head's attention on the addressed cell is near uniform "
+                 f"(< {NEAR_UNIFORM}): lowest over layers and heads {fmt(c['min_near_uniform_share'], 2)} "
+                 f"(\"most addresses\": ≥ {fmt(MOST_ADDRESSES, 2)} in every layer and head).")
+    committed = c["seeds"].get("committed")
+    if committed is not None:
+        lines.append(f"- Committed seed: {committed} ({c['seeds'].get('why', '')}).")
+    lines += ["", "Mean attention from the readout to the addressed cell (4,000 sequences), per layer and head, "
+              f"next to uniform 1/T = {fmt(uniform, 3)}:", ""]
+    heads = c["readout_per_head"]
+    rows = [[str(layer), fmt(c["readout_per_layer"][layer], 3)] + [fmt(a, 3) for a in heads[layer]]
+            + [" ".join(fmt(s, 2) for s in c["near_uniform_share"][layer])] for layer in range(len(heads))]
+    lines += table(["layer", "mean over heads"] + [f"head {h}" for h in range(len(heads[0]))]
+                   + [f"share of addresses < {NEAR_UNIFORM}, per head"], rows)
+    points = ["embedding"] + [f"after layer {layer}" for layer in range(len(heads))]
+    lines += ["", f"Residual patching ({c['recovery_pairs']} clean / flipped pairs of {c['recovery_tried']}, the "
+              "addressed cell flipped, pairs with D_clean − D_corr < 1 dropped): recovery = (D_patched − D_corr) / "
+              "(D_clean − D_corr), D = logit[ans] − logit[1 − ans], patching the clean residual at every "
+              "position of the class. The last column is a check: memory cells before the addressed cell, "
+              "exactly 0 by the causal mask.", ""]
+    lines += table(["residual point"] + c["recovery_classes"],
+                   [[p] + [fmt(v, 2) for v in row] for p, row in zip(points, c["recovery"])])
+    return lines + [""] + seeds_table(c)
 
 
 def markdown(cards: dict[str, dict]) -> str:
