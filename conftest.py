@@ -3,8 +3,8 @@
 The environment (one torch thread, offline, no progress bars; utils/env.py) is set before any kernel
 starts, so nbval's kernels inherit it. Every test gets one tier marker, chosen by where it lives:
 
-    python -m pytest -m unit        # seconds: pure functions, checkers, build, release
-    python -m pytest -m notebooks   # the solution notebooks (nbval), learner runs, GPT-2 shapes, portability
+    python -m pytest -m unit        # about a minute: pure functions, checkers and their known-wrong implementations
+    python -m pytest -m notebooks   # generation and release, nbval, learner runs, GPT-2 shapes, portability
     python -m pytest -m models      # acceptance bars on the committed weights
     python -m pytest -m browser     # headless Chromium renders the offline views (skips without chromium)
 """
@@ -19,7 +19,8 @@ apply_ci_env()
 
 TIERS = {"unit", "notebooks", "models", "browser"}
 _FILE_TIERS = {"test_model_acceptance.py": "models", "test_browser.py": "browser", "test_notebooks.py": "notebooks",
-               "test_learner_runs.py": "notebooks", "test_portability.py": "notebooks", "test_offline_install.py": "notebooks"}
+               "test_learner_runs.py": "notebooks", "test_portability.py": "notebooks", "test_build.py": "notebooks",
+               "test_release.py": "notebooks"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
