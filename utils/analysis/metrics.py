@@ -191,15 +191,6 @@ def pointer_accuracy(model, task: pointer.PointerTask, n: int = 10_000, seed: in
     return (pointer_predictions(model, inputs) == targets).float().mean().item()
 
 
-def pointer_address_attention(model, task: pointer.PointerTask, n: int = 1000, seed: int = 0) -> torch.Tensor:
-    """Mean attention from the readout position to the addressed cell, per head: -> [layer, head]."""
-    inputs, _ = pointer.inputs_and_targets(pointer.sample(task, n, torch.Generator().manual_seed(seed)))
-    address = pointer.decode_address(inputs, task)  # [n]
-    readout = attention_patterns(model, inputs)[:, :, :, -1]  # [layer, n, head, key]
-    on_address = readout[:, torch.arange(n), :, address]  # [n, layer, head]
-    return on_address.mean(0)
-
-
 def pointer_loss(model, task: pointer.PointerTask, n: int = 10_000, seed: int = 0) -> float:
     """Cross-entropy of the target at the last position on `n` fresh pointer sequences."""
     inputs, targets = pointer.inputs_and_targets(pointer.sample(task, n, torch.Generator().manual_seed(seed)))

@@ -5,7 +5,7 @@
     python -m utils.authoring.execute --benchmark --env jupyterlab         # ... in a kernel as JupyterLab starts it
 
 The environment matches CI: one torch thread, no hub access, no progress bars. In-place execution
-stores the outputs that nbval later compares (minus bulky HTML such as the 1.3 MB circuitsvis bundle);
+stores the outputs that nbval later compares (views keep no circuitsvis bundle: utils/viz.py);
 the benchmark runs a copy and leaves the file alone.
 """
 
@@ -46,19 +46,7 @@ def execute(path: Path, timeout_s: int = 600, env: str = "ci") -> tuple[nbformat
     notebook.metadata.pop("widgets", None)  # saved widget state: useless without a kernel, and bulky
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)  # timestamps would make every run a diff
-        _drop_bulky_html(cell)
     return notebook, seconds
-
-
-def _drop_bulky_html(cell: nbformat.NotebookNode, limit: int = 100_000) -> None:
-    """Keep only the text of HTML outputs over `limit` characters (the inlined circuitsvis bundle).
-
-    Such cells are marked NBVAL_IGNORE_OUTPUT; the saved notebook stays small, and a reader who reruns
-    the cell gets the bundle back.
-    """
-    for output in cell.get("outputs", []):
-        if len(output.get("data", {}).get("text/html", "")) > limit:
-            del output["data"]["text/html"]
 
 
 def main(argv: list[str] | None = None) -> int:

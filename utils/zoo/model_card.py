@@ -150,7 +150,6 @@ def measure_pointer(name: str, model) -> dict:
     task = pointer.task_for(name)
     return {"task": {"memory_bits": task.memory_bits, "address_bits": task.address_bits},
             "loss": metrics.pointer_loss(model, task),
-            "address_attention": metrics.pointer_address_attention(model, task).tolist(),
             **pointer_figures(model, task, LEGIBLE_SPIKES.get(name)), "seeds": seeds_record(name)}
 
 
