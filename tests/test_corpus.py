@@ -3,6 +3,7 @@
 from collections import Counter
 
 import pytest
+import torch
 
 from utils import corpus as C
 from utils.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
@@ -169,3 +170,18 @@ def test_held_out_batch_rows_are_full_length_bos_first_and_unseen_by_training():
 def test_held_out_batch_rejects_rows_longer_than_a_context():
     with pytest.raises(ValueError, match="length must be between 1 and the context size 64; got 65"):
         C.held_out_batch(n=1, length=65)
+
+
+def test_full_length_contexts_are_full_unpadded_and_held_out():
+    rows = C.full_length_contexts(6, 64, seed=10_000)
+    ids = C.token_ids()
+    assert rows.shape == (6, 64) and (rows[:, 0] == ids[C.BOS]).all()
+    assert not (rows == ids[C.PAD]).any() and not (rows[:, 1:] == ids[C.BOS]).any()
+    assert torch.equal(rows, C.full_length_contexts(6, 64, seed=10_000))
+    assert not torch.equal(rows, C.full_length_contexts(6, 64, seed=10_001))
+
+
+def test_random_word_contexts():
+    rows = C.random_word_contexts(5, 64, seed=0)
+    assert rows.shape == (5, 64) and (rows[:, 0] == C.token_ids()[C.BOS]).all()
+    assert (rows[:, 1:] >= len(C.SPECIAL_TOKENS)).all()

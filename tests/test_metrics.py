@@ -155,6 +155,32 @@ def test_fact_recall_on_known_logits(biased_lm):
     assert metrics.fact_recall(biased_lm, renamed) == 1.0
 
 
+def test_uniform_key_attention_is_the_mean_of_one_over_prefix_length():
+    assert metrics.uniform_key_attention(1) == 1.0
+    assert metrics.uniform_key_attention(2) == pytest.approx((1 + 1 / 2) / 2)
+    assert metrics.uniform_key_attention(4, key=2) == pytest.approx((1 / 3 + 1 / 4) / 2)
+    assert metrics.uniform_key_attention(64) == pytest.approx(0.0742, abs=1e-4)  # the issue's 0.07 at 64 tokens
+    assert metrics.uniform_key_attention(19) == pytest.approx(0.19, abs=0.01)  # and 0.19 at 19
+
+
+def test_sink_report_counts_heads_beyond_layer_0(random_lm):
+    tokens = torch.randint(0, 40, (3, 12), generator=torch.Generator().manual_seed(0))
+    report = metrics.sink_report(random_lm, tokens, eps=0.0)  # every head is a sink at eps 0
+    assert report.share == 1.0 and len(report.heads) == 2 * 4 and report.length == 12
+    assert report.uniform == pytest.approx(metrics.uniform_key_attention(12))
+    alpha = metrics.bos_sink_scores(random_lm, tokens)  # [layer, head]
+    assert torch.equal(report.alpha, alpha)
+    strict = metrics.sink_report(random_lm, tokens, eps=alpha[1:].max().item() + 1e-6)
+    assert strict.share == 0.0 and strict.heads == []
+
+
+def test_attention_to_position_skips_the_key_itself(random_lm):
+    tokens = torch.randint(0, 40, (2, 10), generator=torch.Generator().manual_seed(1))
+    patterns = metrics.attention_patterns(random_lm, tokens)  # [layer, batch, head, q, k]
+    expected = patterns[:, :, :, 5:, 4].mean(dim=(1, 3))
+    assert torch.allclose(metrics.attention_to_position(random_lm, tokens, 4), expected)
+
+
 # ---------------------------------------------------------------- causal tracing identities
 
 @pytest.fixture(scope="module")
@@ -192,6 +218,70 @@ def test_sites_share_one_noise_draw(random_lm):
         alone, low_alone, _ = causal_trace.trace_sites(random_lm, TOKENS, SPAN, ANSWER, [site], 1.0, samples=4)
         assert alone.item() == pytest.approx(together[i].item(), abs=1e-6)
         assert low_alone == pytest.approx(low, abs=1e-6)
+
+
+def test_component_restoration_identities(random_lm):
+    """The last token is outside the subject, so it reads the noise only through attention: restoring
+    every layer's attention output there restores the clean run exactly, every MLP output does not."""
+    n_layers, last = random_lm.cfg.n_layers, len(TOKENS) - 1
+    every_attn = ("attn", last, 1)  # window 3 centred on layer 1: layers 0-2, all of them
+    every_mlp = ("mlp", last, tuple(range(n_layers)))
+    scores, low, high = causal_trace.trace_sites(random_lm, TOKENS, SPAN, ANSWER, [every_attn, every_mlp],
+                                                 noise_std=1.0, samples=4, window=3)
+    assert abs(high - low) > 1e-4
+    assert scores[0].item() == pytest.approx(high, abs=1e-6)
+    assert abs(scores[1].item() - high) > 1e-4
+
+
+def test_window_layers_are_centred_and_clipped():
+    assert list(causal_trace.window_layers(2, 3, 6)) == [1, 2, 3]
+    assert list(causal_trace.window_layers(0, 3, 6)) == [0, 1]
+    assert list(causal_trace.window_layers(5, 3, 6)) == [4, 5]
+    assert list(causal_trace.window_layers(3, 1, 6)) == [3]
+
+
+def test_window_site_equals_its_layers_as_a_tuple(random_lm):
+    windowed, *_ = causal_trace.trace_sites(random_lm, TOKENS, SPAN, ANSWER, [("mlp", 5, 1)], 1.0, 4, window=3)
+    explicit, *_ = causal_trace.trace_sites(random_lm, TOKENS, SPAN, ANSWER, [("mlp", 5, (0, 1, 2))], 1.0, 4)
+    assert windowed.item() == pytest.approx(explicit.item(), abs=1e-7)
+
+
+def test_token_classes_follow_rome():
+    assert causal_trace.token_classes((3, 6), 10) == {
+        "first subject": [3], "middle subject": [4], "last subject": [5], "first subsequent": [6],
+        "further": [7, 8], "last": [9]}
+    one_token = causal_trace.token_classes((1, 2), 4)
+    assert "first subject" not in one_token and one_token["last subject"] == [1]
+
+
+def test_estimate_is_a_student_t_interval():
+    rows = [torch.tensor([1.0, 0.0]), torch.tensor([2.0, 0.0]), torch.tensor([4.0, 0.0])]
+    e = causal_trace.estimate(rows)
+    mean, sd = 7 / 3, math.sqrt(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2 + (4 - 7 / 3) ** 2) / 2)
+    half = 4.302652729911275 * sd / math.sqrt(3)  # t(0.975, 2 degrees of freedom), from a table
+    assert e.at(0) == pytest.approx((mean, mean - half, mean + half), rel=1e-5)
+    assert e.at(1) == (0.0, 0.0, 0.0)
+
+
+def test_every_fact_gets_its_own_noise(random_lm, monkeypatch):
+    """ROME's code re-seeds for every call, so facts share one draw; summarize must not."""
+    lows = []
+    real = causal_trace.fact_fractions
+
+    def spy(*args, **kwargs):
+        table, split, low, high = real(*args, **kwargs)
+        lows.append(low)
+        return table, split, low, high
+
+    monkeypatch.setattr(causal_trace, "fact_fractions", spy)
+    monkeypatch.setattr(causal_trace, "recalled", lambda model, prompts: torch.ones(len(prompts), dtype=torch.bool))
+    monkeypatch.setattr(causal_trace, "word_token", lambda model, word: ANSWER)
+    monkeypatch.setattr(causal_trace, "subject_embedding_std", lambda model, subjects: 1.0)
+    monkeypatch.setattr(random_lm, "to_tokens", lambda text: TOKENS[None], raising=False)
+    same = SimpleNamespace(text="x", subject="s", subject_span=SPAN, answer="a")
+    summary = causal_trace.summarize(random_lm, [same, same, same], n_facts=3, samples=2, kinds=("resid",))
+    assert summary.n_facts == 3 and len(set(lows)) == 3, lows
+    assert summary.low_range == (min(lows), max(lows))
 
 
 def test_subject_embedding_std_pools_every_coordinate(biased_lm):

@@ -296,8 +296,13 @@ DEFAULT_WEIGHTS = {"fact": 0.45, "ioi": 0.25, "grammar": 0.15, "repeat": 0.15}
 
 
 def training_context(rng: random.Random, n_ctx: int, people: list[Subject], vocab: list[str],
-                     weights: dict[str, float] = DEFAULT_WEIGHTS, p_random: float = 0.1) -> list[Document]:
-    """Documents packed after BOS into at most n_ctx tokens (the caller pads); or one [BOS]+r+r 'random' doc."""
+                     weights: dict[str, float] = DEFAULT_WEIGHTS, p_random: float = 0.1,
+                     fill: bool = False) -> list[Document]:
+    """Documents packed after BOS into at most n_ctx tokens (the caller pads); or one [BOS]+r+r 'random' doc.
+
+    fill=True packs one document more and cuts it, so the context has exactly n_ctx tokens (for
+    measurements at full length; training packs whole documents).
+    """
     if rng.random() < p_random:
         r = random_words(rng, rng.randint(8, (n_ctx - 1) // 2), vocab)
         return [Document("random", [BOS] + r + r)]
@@ -305,6 +310,8 @@ def training_context(rng: random.Random, n_ctx: int, people: list[Subject], voca
     for _ in range(3 * n_ctx):
         doc = sample_document(rng, people, vocab, weights)
         if used + len(doc.words) > n_ctx:
+            if fill:
+                docs.append(Document(doc.kind, doc.words[: n_ctx - used]))
             break
         docs.append(doc)
         used += len(doc.words)
@@ -376,6 +383,21 @@ def repeated_random_tokens(batch: int = 10, length: int = 25, seed: int = 0) -> 
         r = [ids[w] for w in random_words(rng, length, vocab)]
         rows.append([ids[BOS]] + r + r)
     return torch.tensor(rows)  # [batch, 1 + 2 * length]
+
+
+def full_length_contexts(n: int, n_ctx: int = 64, seed: int = 10_000) -> torch.Tensor:
+    """n held-out contexts of the training mix, each exactly n_ctx tokens (BOS first, no padding, the last
+    document cut at the end; no [BOS] + r + r contexts): token ids [n, n_ctx]. Training streams use other seeds."""
+    rng, people, vocab, ids = random.Random(seed), subjects(), vocabulary(), token_ids()
+    rows = [[ids[w] for doc in training_context(rng, n_ctx, people, vocab, p_random=0.0, fill=True) for w in doc.words]
+            for _ in range(n)]
+    return torch.tensor(rows)  # [n, n_ctx]
+
+
+def random_word_contexts(n: int, n_ctx: int = 64, seed: int = 0) -> torch.Tensor:
+    """n contexts of BOS then n_ctx - 1 uniform random words: token ids [n, n_ctx]."""
+    rng, vocab, ids = random.Random(seed), vocabulary(), token_ids()
+    return torch.tensor([[ids[BOS]] + [ids[w] for w in random_words(rng, n_ctx - 1, vocab)] for _ in range(n)])
 
 
 def held_out_batch(n: int, length: int, seed: int = 12345, n_ctx: int = 64) -> torch.Tensor:

@@ -1,12 +1,21 @@
 """ROME-style causal tracing (Meng et al. 2022) through TransformerBridge hooks.
 
 One forward pass holds every run of a trace: row 0 is the clean prompt; then, for the baseline and for
-each restoration site (position, layer), `samples` rows whose subject-token embeddings (hook_embed,
-before position embeddings) get Gaussian noise. The noise is drawn once from a seeded generator, so
-every site sees the same corruption. A restoration copies the clean row's residual stream after
-block `layer` ("blocks.{layer}.hook_resid_post") at `position` into the site's rows. A site's score is
-the mean p(answer) at the last position over its rows; `low` is the unrestored corrupted score and
-`high` the clean one.
+each restoration site, `samples` rows whose subject-token embeddings (hook_embed, before position
+embeddings) get Gaussian noise, the same noise in every site's rows (so sites differ only in what is
+restored). A site restores the clean row's activations at one position in its rows:
+
+- "resid": the residual stream after block `layer` ("blocks.{layer}.hook_resid_post"), ROME's hidden-state trace;
+- "mlp" / "attn": the MLP / attention outputs of the blocks in a window of `window` layers centred on
+  `layer` (ROME's window of 10 is for 48-layer GPT-2 XL; a 6-layer model needs a small one).
+
+A site's score is the mean p(answer) at the last position over its rows; `low` is the unrestored
+corrupted score and `high` the clean one; its recovered fraction is (score - low) / (high - low).
+
+Averaging over facts (`summarize`) draws fresh noise for every fact (ROME's own code re-seeds for every
+call, so every fact sees the same noise and an average over facts is not one over noise), reports
+every figure as a mean over facts with a 95 % confidence interval (Student t), and aggregates ROME's way
+by token class: first / middle / last subject token, first subsequent token, further tokens, last token.
 """
 
 from __future__ import annotations
@@ -15,12 +24,16 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+from scipy import stats
 from tqdm import tqdm
 
 from utils.analysis.metrics import recalled, word_token
+from utils.seeds import derive_seed
 
 NOISE_SCALE = 3.0  # noise std = NOISE_SCALE x subject_embedding_std (ROME's "s3")
-Site = tuple[int, int]  # (position, layer)
+KINDS = {"resid": "hook_resid_post", "mlp": "hook_mlp_out", "attn": "hook_attn_out"}
+TOKEN_CLASSES = ("first subject", "middle subject", "last subject", "first subsequent", "further", "last")
+Site = tuple[int, int]  # (position, layer), restoring the residual stream
 
 
 @dataclass(frozen=True)
@@ -34,14 +47,41 @@ class Trace:
 
 
 @dataclass(frozen=True)
-class TraceSummary:
-    """Mean recovered fraction (score - low) / (high - low) per layer, over `n_facts` recalled facts."""
+class Estimate:
+    """A mean over facts with its 95 % confidence interval, per layer: each [layer]."""
 
-    last_subject: torch.Tensor  # [layer]
-    last_token: torch.Tensor  # [layer]
+    mean: torch.Tensor
+    low: torch.Tensor
+    high: torch.Tensor
+
+    def at(self, layer: int) -> tuple[float, float, float]:
+        return self.mean[layer].item(), self.low[layer].item(), self.high[layer].item()
+
+
+@dataclass(frozen=True)
+class TraceSummary:
+    """Recovered fractions averaged over `n_facts` recalled facts, fresh noise per fact.
+
+    `by_class[kind][token_class]` is an Estimate per layer (kind: resid, mlp, attn; token classes as
+    TOKEN_CLASSES, a class absent from every prompt is left out); `last_subject` and `last_token` are
+    the resid rows of the last subject token and the last token.
+    """
+
+    by_class: dict[str, dict[str, Estimate]]
+    mlp_split: Estimate  # at the last subject token: [MLP of layer 0 alone, MLPs of layers 1 .. n_layers // 2 - 1]
     n_facts: int
-    mean_low: float
-    mean_high: float
+    window: int
+    mean_low: float  # corrupted p(answer), mean over facts
+    low_range: tuple[float, float]
+    mean_high: float  # clean p(answer)
+
+    @property
+    def last_subject(self) -> Estimate:
+        return self.by_class["resid"]["last subject"]
+
+    @property
+    def last_token(self) -> Estimate:
+        return self.by_class["resid"]["last"]
 
 
 def subject_embedding_std(model, subjects: Sequence[str]) -> float:
@@ -68,30 +108,46 @@ def _embed_hook(span: tuple[int, int], noise: torch.Tensor):
 
 
 def _restore_hook(positions: list[int], rows: list[torch.Tensor]):
-    """Copy the clean row's residual at each `positions[i]` into rows `rows[i]`."""
+    """Copy the clean row's activation at each `positions[i]` into rows `rows[i]`."""
 
-    def hook(resid: torch.Tensor, hook) -> torch.Tensor:  # [rows, pos, d_model]
-        resid = resid.clone()
+    def hook(activation: torch.Tensor, hook) -> torch.Tensor:  # [rows, pos, d]
+        activation = activation.clone()
         for position, row in zip(positions, rows):
-            resid[row, position] = resid[0, position]
-        return resid
+            activation[row, position] = activation[0, position]
+        return activation
 
     return hook
 
 
-def trace_sites(model, tokens: torch.Tensor, span: tuple[int, int], answer: int, sites: Sequence[Site],
-                noise_std: float, samples: int = 10, seed: int = 1) -> tuple[torch.Tensor, float, float]:
-    """p(answer) restoring each site, in one forward pass: tokens [pos] -> (scores [sites], low, high)."""
+def window_layers(layer: int, window: int, n_layers: int) -> range:
+    """The `window` layers centred on `layer` (ROME's window), clipped to the model."""
+    return range(max(0, layer - window // 2), min(n_layers, layer - window // 2 + window))
+
+
+def trace_sites(model, tokens: torch.Tensor, span: tuple[int, int], answer: int, sites: Sequence,
+                noise_std: float, samples: int = 10, seed: int = 1, window: int = 1) -> tuple[torch.Tensor, float, float]:
+    """p(answer) restoring each site, in one forward pass: tokens [pos] -> (scores [sites], low, high).
+
+    A site is (position, layer), restoring the residual stream, or (kind, position, layer) with kind
+    "resid", "mlp" or "attn" (the last two over `window` layers centred on `layer`, or over exactly the
+    layers of `layer` when it is a tuple).
+    """
     groups = len(sites) + 1  # group 0: corrupted, nothing restored
     batch = tokens[None].expand(1 + groups * samples, -1)  # [rows, pos]
     noise = _noise((samples, span[1] - span[0], model.cfg.d_model), noise_std, seed)
-    by_layer: dict[int, tuple[list[int], list[torch.Tensor]]] = {}
-    for group, (position, layer) in enumerate(sites, start=1):
-        positions, rows = by_layer.setdefault(layer, ([], []))
-        positions.append(position)
-        rows.append(torch.arange(1 + group * samples, 1 + (group + 1) * samples))
-    hooks = [("hook_embed", _embed_hook(span, noise))]
-    hooks += [(f"blocks.{layer}.hook_resid_post", _restore_hook(*pr)) for layer, pr in by_layer.items()]
+    by_hook: dict[str, tuple[list[int], list[torch.Tensor]]] = {}
+    for group, site in enumerate(sites, start=1):
+        kind, position, layer = site if len(site) == 3 else ("resid", *site)
+        rows = torch.arange(1 + group * samples, 1 + (group + 1) * samples)
+        if isinstance(layer, tuple):
+            layers = layer
+        else:
+            layers = [layer] if kind == "resid" else window_layers(layer, window, model.cfg.n_layers)
+        for restored in layers:
+            positions, row_sets = by_hook.setdefault(f"blocks.{restored}.{KINDS[kind]}", ([], []))
+            positions.append(position)
+            row_sets.append(rows)
+    hooks = [("hook_embed", _embed_hook(span, noise))] + [(name, _restore_hook(*pr)) for name, pr in by_hook.items()]
     with torch.no_grad():
         logits = model.run_with_hooks(batch, fwd_hooks=hooks)[:, -1]  # [rows, vocab]
     p = logits.float().softmax(-1)[:, answer]  # [rows]
@@ -100,39 +156,82 @@ def trace_sites(model, tokens: torch.Tensor, span: tuple[int, int], answer: int,
 
 
 def trace(model, tokens: torch.Tensor, span: tuple[int, int], answer: int, noise_std: float,
-          samples: int = 10, seed: int = 1) -> Trace:
-    """The full [pos, layer] restoration table for one prompt, tokens [pos] (BOS included)."""
+          samples: int = 10, seed: int = 1, kind: str = "resid", window: int = 1) -> Trace:
+    """The full [pos, layer] restoration table of one `kind` for one prompt, tokens [pos] (BOS included)."""
     n_pos, n_layers = len(tokens), model.cfg.n_layers
-    sites = [(pos, layer) for pos in range(n_pos) for layer in range(n_layers)]
-    scores, low, high = trace_sites(model, tokens, span, answer, sites, noise_std, samples, seed)
+    sites = [(kind, pos, layer) for pos in range(n_pos) for layer in range(n_layers)]
+    scores, low, high = trace_sites(model, tokens, span, answer, sites, noise_std, samples, seed, window)
     return Trace(scores.view(n_pos, n_layers), low, high, span)
 
 
-def trace_prompt(model, prompt, noise_std: float, samples: int = 10, seed: int = 1) -> Trace:
+def trace_prompt(model, prompt, noise_std: float, samples: int = 10, seed: int = 1, kind: str = "resid",
+                 window: int = 1) -> Trace:
     """`trace` for a prompt with `.text`, `.subject_span` and `.answer` (utils.corpus.FactPrompt)."""
     tokens = model.to_tokens(prompt.text)[0]  # [pos]
-    return trace(model, tokens, tuple(prompt.subject_span), word_token(model, prompt.answer), noise_std, samples, seed)
+    return trace(model, tokens, tuple(prompt.subject_span), word_token(model, prompt.answer), noise_std, samples,
+                 seed, kind, window)
+
+
+def token_classes(span: tuple[int, int], n_pos: int) -> dict[str, list[int]]:
+    """ROME's token classes of a prompt of `n_pos` tokens whose subject is positions [start, end)."""
+    start, end = span
+    classes = {"first subject": [start], "middle subject": list(range(start + 1, end - 1)),
+               "last subject": [end - 1], "first subsequent": [end] if end < n_pos - 1 else [],
+               "further": list(range(end + 1, n_pos - 1)), "last": [n_pos - 1]}
+    if end - start == 1:
+        classes["first subject"] = []  # a one-token subject is its own last token
+    return {name: positions for name, positions in classes.items() if positions}
+
+
+def estimate(rows: list[torch.Tensor]) -> Estimate:
+    """Mean over facts and its 95 % Student-t interval: rows of [layer] -> Estimate."""
+    values = torch.stack(rows).double()  # [fact, layer]
+    mean = values.mean(0)
+    if len(rows) < 2:
+        return Estimate(mean.float(), mean.float(), mean.float())
+    half = stats.t.ppf(0.975, len(rows) - 1) * values.std(0) / len(rows) ** 0.5
+    return Estimate(mean.float(), (mean - half).float(), (mean + half).float())
+
+
+def mlp_split_layers(n_layers: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The two MLP groups `summarize` compares at the last subject token: layer 0, and layers 1 .. n // 2 - 1."""
+    return (0,), tuple(range(1, max(2, n_layers // 2)))
+
+
+def fact_fractions(model, prompt, noise_std: float, samples: int, seed: int, kinds: Sequence[str],
+                   window: int) -> tuple[dict[str, dict[str, torch.Tensor]], torch.Tensor, float, float]:
+    """Recovered fractions for one prompt, all from one noise draw: {kind: {class: [layer]}}, the MLP
+    split at the last subject token [2], low and high."""
+    tokens = model.to_tokens(prompt.text)[0]  # [pos]
+    span = tuple(prompt.subject_span)
+    n_layers, classes = model.cfg.n_layers, token_classes(span, len(tokens))
+    sites = [(kind, pos, layer) for kind in kinds for pos in range(len(tokens)) for layer in range(n_layers)]
+    sites += [("mlp", span[1] - 1, layers) for layers in mlp_split_layers(n_layers)]
+    scores, low, high = trace_sites(model, tokens, span, word_token(model, prompt.answer), sites, noise_std,
+                                    samples, seed, window)
+    fractions = (scores - low) / (high - low)  # [sites]
+    grid = fractions[:-2].view(len(kinds), len(tokens), n_layers)  # [kind, pos, layer]
+    table = {kind: {name: grid[k, positions].mean(0) for name, positions in classes.items()}
+             for k, kind in enumerate(kinds)}
+    return table, fractions[-2:], low, high
 
 
 def summarize(model, prompts: Sequence, n_facts: int = 100, samples: int = 10, seed: int = 1,
-              noise_scale: float = NOISE_SCALE) -> TraceSummary:
-    """Recovered fraction per layer at the last subject token and at the last token, averaged over the
-    first `n_facts` prompts the model recalls correctly (prompts with `.text`, `.subject`, `.subject_span`,
-    `.answer`). Noise std = noise_scale x the std of all the prompts' subject embeddings."""
+              noise_scale: float = NOISE_SCALE, kinds: Sequence[str] = ("resid", "mlp", "attn"),
+              window: int = 3) -> TraceSummary:
+    """Recovered fractions by kind, token class and layer, averaged over the first `n_facts` prompts the
+    model recalls correctly (prompts with `.text`, `.subject`, `.subject_span`, `.answer`), each fact with
+    its own noise draw. Noise std = noise_scale x the std of all the prompts' subject embeddings."""
     noise_std = noise_scale * subject_embedding_std(model, sorted({p.subject for p in prompts}))
     correct = [p for p, ok in zip(prompts, recalled(model, prompts).tolist()) if ok][:n_facts]
-    layers = range(model.cfg.n_layers)
     if not correct:
-        nan = torch.full((len(layers),), float("nan"))
-        return TraceSummary(nan, nan, 0, float("nan"), float("nan"))
-    fractions, lows, highs = [], [], []
-    for prompt in tqdm(correct, desc="causal trace", mininterval=5):
-        tokens = model.to_tokens(prompt.text)[0]  # [pos]
-        subject_last, last = prompt.subject_span[1] - 1, len(tokens) - 1
-        sites = [(subject_last, layer) for layer in layers] + [(last, layer) for layer in layers]
-        scores, low, high = trace_sites(model, tokens, tuple(prompt.subject_span), word_token(model, prompt.answer),
-                                        sites, noise_std, samples, seed)
-        fractions.append((scores - low) / (high - low))  # [2 * layer]
-        lows.append(low), highs.append(high)
-    mean = torch.stack(fractions).mean(0).view(2, -1)  # [2, layer]
-    return TraceSummary(mean[0], mean[1], len(correct), sum(lows) / len(lows), sum(highs) / len(highs))
+        raise ValueError("the model recalls none of these facts: nothing to trace")
+    tables, splits, lows, highs = [], [], [], []
+    for i, prompt in enumerate(tqdm(correct, desc="causal trace", mininterval=5)):
+        table, split, low, high = fact_fractions(model, prompt, noise_std, samples, derive_seed(seed, "fact", i),
+                                                 kinds, window)
+        tables.append(table), splits.append(split), lows.append(low), highs.append(high)
+    by_class = {kind: {name: estimate([t[kind][name] for t in tables if name in t[kind]])
+                       for name in TOKEN_CLASSES if any(name in t[kind] for t in tables)} for kind in kinds}
+    return TraceSummary(by_class, estimate(splits), len(correct), window, sum(lows) / len(lows),
+                        (min(lows), max(lows)), sum(highs) / len(highs))

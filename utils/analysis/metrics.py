@@ -93,6 +93,41 @@ def bos_sink_scores(model, tokens: torch.Tensor) -> torch.Tensor:
     return torch.stack([bos_sink_score(p) for p in attention_patterns(model, tokens)])
 
 
+def uniform_key_attention(length: int, key: int = 0) -> float:
+    """alpha_key of a head attending uniformly over its causal prefix on `length` tokens: the mean over
+    queries t >= key of 1 / (t + 1). The baseline a sink score must beat (0.34 at 8 tokens, 0.07 at 64)."""
+    return sum(1 / (t + 1) for t in range(key, length)) / (length - key)
+
+
+@dataclass(frozen=True)
+class SinkReport:
+    """First-token attention of every head on one batch, and the share of sink heads beyond layer 0."""
+
+    alpha: torch.Tensor  # [layer, head]: alpha_0, mean over the batch
+    share: float  # share of heads in layers >= 1 with alpha_0 >= eps
+    uniform: float  # alpha_0 of uniform attention at this length
+    length: int
+    eps: float
+
+    @property
+    def heads(self) -> list[tuple[int, int]]:
+        """The sink heads beyond layer 0, as (layer, head)."""
+        return [(l + 1, h) for l, h in (self.alpha[1:] >= self.eps).nonzero().tolist()]
+
+
+def sink_report(model, tokens: torch.Tensor, eps: float = 0.3) -> SinkReport:
+    """Sink heads (alpha_0 >= eps) on `tokens` [batch, pos], unpadded, with the uniform baseline."""
+    alpha = bos_sink_scores(model, tokens)  # [layer, head]
+    return SinkReport(alpha, (alpha[1:] >= eps).float().mean().item(), uniform_key_attention(tokens.shape[1]),
+                      tokens.shape[1], eps)
+
+
+def attention_to_position(model, tokens: torch.Tensor, key: int) -> torch.Tensor:
+    """Each head's mean attention to position `key` from the queries after it: tokens [batch, pos] -> [layer, head]."""
+    patterns = attention_patterns(model, tokens)  # [layer, batch, head, q, k]
+    return patterns[..., key + 1 :, key].mean(dim=(1, 3))
+
+
 # ---------------------------------------------------------------- losses
 
 

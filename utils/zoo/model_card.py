@@ -5,7 +5,8 @@
     python -m utils.zoo.model_card pointer-8 --json   # only some models
 
 Language models (course-lm, attn-only-2l): held-out loss, per-head induction / previous-token scores on
-[BOS] + r + r, BOS-sink scores on held-out corpus text, IOI, fact recall (plain and through a code
+[BOS] + r + r, attention sinks at full length (held-out text and random words, next to the uniform baseline, and
+whether the sink belongs to BOS or to position 0), IOI, fact recall (plain and through a code
 table), the causal-trace summary (course-lm) and the induction score across training checkpoints.
 Pointer models: accuracy, flip test, attention from the readout to the addressed cell (per layer, head and
 address), residual-patching recovery, and the spread of every figure over the recipe's seeds (models/*/seeds.json). Training times come from each models/*/training.json.
@@ -27,19 +28,6 @@ README = MODELS_DIR / "README.md"
 SEED = 0
 SINK_EPS = 0.3
 ORDER = ["course-lm", "attn-only-2l", "pointer-8", "pointer-32"]  # card order; other models follow by name
-
-
-# ---------------------------------------------------------------- data
-
-
-def corpus_contexts(n: int, n_ctx: int, seed: int = 10_000) -> torch.Tensor:
-    """Held-out packed corpus contexts cut to their common unpadded length: -> [n, pos]."""
-    from utils.zoo.train_lm import context_to_ids
-
-    stream = corpus.training_stream(seed, n_ctx)
-    tokens = torch.tensor([context_to_ids(next(stream), n_ctx) for _ in range(n)])  # [n, n_ctx]
-    unpadded = (tokens != corpus.token_ids()[corpus.PAD]).sum(1).min().item()
-    return tokens[:, :unpadded]
 
 
 # ---------------------------------------------------------------- measurements
@@ -71,27 +59,45 @@ def size(model) -> dict:
             "n_ctx": cfg.n_ctx, "params": params}
 
 
+def sink_figures(model, n: int = 32) -> dict:
+    """Sink heads at full length on held-out text and on random words, the uniform baseline at that length,
+    and what the sink belongs to: BOS replaced by a word at position 0, and BOS moved to the middle."""
+    n_ctx = model.cfg.n_ctx
+    text, words = corpus.full_length_contexts(n, n_ctx, seed=10_000), corpus.random_word_contexts(n, n_ctx, seed=SEED)
+    on_text, on_words = metrics.sink_report(model, text, SINK_EPS), metrics.sink_report(model, words, SINK_EPS)
+    middle = n_ctx // 2
+    moved = torch.cat([text[:, 1 : middle + 1], text[:, :1], text[:, middle + 1 :]], dim=1)  # BOS at `middle`
+    heads = on_text.heads or on_words.heads  # where the sink heads are
+    no_bos = metrics.sink_report(model, text[:, 1:], SINK_EPS)
+    to_bos, to_first = (metrics.attention_to_position(model, moved, key) for key in (middle, 0))
+    pick = lambda a: sum(a[l, h].item() for l, h in heads) / max(1, len(heads))  # noqa: E731
+    return {"length": n_ctx, "uniform": on_text.uniform, "eps": SINK_EPS,
+            "text": {"share": on_text.share, "heads": on_text.heads, "alpha": on_text.alpha.tolist()},
+            "random_words": {"share": on_words.share, "heads": on_words.heads, "alpha": on_words.alpha.tolist()},
+            "no_bos_share": no_bos.share,
+            "moved_bos": {"position": middle, "sink_heads_on_bos": pick(to_bos), "sink_heads_on_position_0": pick(to_first),
+                          "uniform": sum(1 / (t + 1) for t in range(middle + 1, n_ctx)) / (n_ctx - middle - 1)}}
+
+
 def measure_lm(name: str, model) -> dict:
-    """Loss, head scores, IOI, fact recall, sinks, checkpoints and (course-lm) the causal-trace summary."""
-    contexts = corpus_contexts(32, model.cfg.n_ctx)
+    """Loss, head scores, IOI, fact recall, sinks at full length, checkpoints and (course-lm) the causal trace."""
+    contexts = corpus.full_length_contexts(32, model.cfg.n_ctx, seed=10_000)
     repeated = corpus.repeated_random_tokens(batch=20, length=25, seed=SEED)
     scores = metrics.head_scores(model, repeated)
     first, second = metrics.repeated_half_losses(model, repeated)
-    patterns = metrics.attention_patterns(model, contexts)[1:]  # layers beyond 0
     ioi = metrics.ioi_scores(model, corpus.ioi_prompts(200, seed=SEED))
     out = {
         "loss": metrics.mean_loss(model, contexts),
         "repeated_loss": {"first_half": first, "second_half": second, "ratio": second / first},
         "induction": scores.induction.tolist(),
         "previous_token": scores.previous_token.tolist(),
-        "bos_sink": metrics.bos_sink_scores(model, contexts).tolist(),
-        "sink_rate": {"k0": metrics.sink_rate(patterns, 0, SINK_EPS),
-                      "max_k1to5": max(metrics.sink_rate(patterns, k, SINK_EPS) for k in range(1, 6))},
+        "sinks": sink_figures(model),
         "ioi": {"top1": ioi.top1, "logit_diff": ioi.logit_diff},
         "fact_recall": {"train_clauses": metrics.fact_recall(model, corpus.fact_prompts(seed=SEED)),
                         "held_out_clause": metrics.fact_recall(model, corpus.fact_prompts(300, SEED, held_out=True)),
                         "code_lookup": metrics.fact_recall(model, corpus.lookup_prompts(300, SEED))},
     }
+    out["bos_sink"] = out["sinks"]["text"]["alpha"]
     if list_checkpoints(name):
         out["checkpoint_induction"] = checkpoint_induction(name, repeated)
     if name == "course-lm":
@@ -106,10 +112,14 @@ def checkpoint_induction(name: str, repeated: torch.Tensor) -> dict[int, float]:
 
 
 def trace_summary(model, n_facts: int = 100) -> dict:
-    """Causal-trace summary over `n_facts` correctly recalled fact prompts."""
+    """Causal-trace summary over `n_facts` correctly recalled fact prompts, fresh noise per fact, 95 % CIs."""
     summary = causal_trace.summarize(model, corpus.fact_prompts(seed=SEED), n_facts=n_facts)
-    return {"n_facts": summary.n_facts, "mean_low": summary.mean_low, "mean_high": summary.mean_high,
-            "last_subject": summary.last_subject.tolist(), "last_token": summary.last_token.tolist()}
+    as_lists = lambda e: {"mean": e.mean.tolist(), "low": e.low.tolist(), "high": e.high.tolist()}  # noqa: E731
+    return {"n_facts": summary.n_facts, "window": summary.window, "mean_low": summary.mean_low,
+            "low_range": list(summary.low_range), "mean_high": summary.mean_high,
+            "mlp_split": as_lists(summary.mlp_split),
+            "by_class": {kind: {name: as_lists(e) for name, e in classes.items()}
+                         for kind, classes in summary.by_class.items()}}
 
 
 LEGIBLE_SPIKES = {"pointer-8": 7}  # a legible readout: some head >= 0.5 on the addressed cell on average, and
@@ -176,7 +186,7 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def head_table(card: dict) -> list[str]:
-    """One row per layer, one column per head: induction / previous-token / BOS sink."""
+    """One row per layer, one column per head: induction / previous-token / first-token (alpha_0) score."""
     keys, n_heads = ("induction", "previous_token", "bos_sink"), card["n_heads"]
     rows = [[str(layer)] + [" / ".join(fmt(card[key][layer][h], 2) for key in keys) for h in range(n_heads)]
             for layer in range(card["n_layers"])]
@@ -194,19 +204,38 @@ def overview(cards: dict[str, dict]) -> list[str]:
                   "train CPU s", "loss", "load s"], rows)
 
 
+def heads_text(heads: list) -> str:
+    return ", ".join(f"{l}.{h}" for l, h in heads) or "none"
+
+
+def sink_lines(k: dict) -> list[str]:
+    n_beyond = len(k["text"]["alpha"]) - 1
+    total = n_beyond * len(k["text"]["alpha"][0])
+    moved = k["moved_bos"]
+    return [f"- Attention sinks (Gu et al.: a head with α₀ ≥ {k['eps']}, α₀ its mean attention to position 0 over "
+            f"the queries) among the {total} heads beyond layer 0, on full-length contexts ({k['length']} tokens, "
+            f"where a head attending uniformly has α₀ = {fmt(k['uniform'], 3)}): "
+            f"{fmt(k['text']['share'], 2)} on held-out corpus text ({heads_text(k['text']['heads'])}), "
+            f"{fmt(k['random_words']['share'], 2)} on random words ({heads_text(k['random_words']['heads'])}).",
+            f"- What the sink belongs to: with BOS replaced by an ordinary word at position 0 the share is "
+            f"{fmt(k['no_bos_share'], 2)}; with BOS moved to position {moved['position']}, the sink heads put "
+            f"{fmt(moved['sink_heads_on_bos'], 2)} on BOS there (uniform {fmt(moved['uniform'], 3)}) and "
+            f"{fmt(moved['sink_heads_on_position_0'], 2)} on the word at position 0."]
+
+
 def lm_section(name: str, c: dict) -> list[str]:
-    r, ioi, facts, sink = c["repeated_loss"], c["ioi"], c["fact_recall"], c["sink_rate"]
+    r, ioi, facts = c["repeated_loss"], c["ioi"], c["fact_recall"]
     lines = [f"## `{name}`", "",
-             f"- Held-out corpus loss {fmt(c['loss'])}. Repeated random tokens [BOS]+r+r (|r| = 25): loss "
-             f"{fmt(r['first_half'])} on the first copy, {fmt(r['second_half'])} on the second "
+             f"- Held-out corpus loss {fmt(c['loss'])} (full-length contexts). Repeated random tokens [BOS]+r+r "
+             f"(|r| = 25): loss {fmt(r['first_half'])} on the first copy, {fmt(r['second_half'])} on the second "
              f"(ratio {fmt(r['ratio'], 2)}).",
-             f"- IOI (200 prompts): top-1 {fmt(ioi['top1'])}, mean logit(IO) − logit(S) {fmt(ioi['logit_diff'], 2)}.",
+             f"- IOI (200 prompts of the training templates): top-1 {fmt(ioi['top1'])}, mean logit(IO) − logit(S) "
+             f"{fmt(ioi['logit_diff'], 2)}.",
              f"- Fact recall top-1: {fmt(facts['train_clauses'])} (900 prompts), "
              f"{fmt(facts['held_out_clause'])} with a clause never seen in training (300); "
-             f"{fmt(facts['code_lookup'])} answering with the attribute's code from a table in the context (300).",
-             f"- Attention sinks beyond layer 0 (Gu et al., ε = {SINK_EPS}): Sink₀ = {fmt(sink['k0'], 1)}%, "
-             f"max over k = 1..5 of Sink_k = {fmt(sink['max_k1to5'], 1)}%.", "",
-             "Per head: induction / previous-token / BOS-sink score (BOS sink on held-out corpus text).", ""]
+             f"{fmt(facts['code_lookup'])} answering with the attribute's code from a table in the context (300)."]
+    lines += sink_lines(c["sinks"]) + ["", "Per head: induction / previous-token / first-token (α₀ on held-out "
+                                           "text, full length) score.", ""]
     lines += head_table(c)
     if "checkpoint_induction" in c:
         steps = c["checkpoint_induction"]
@@ -217,13 +246,27 @@ def lm_section(name: str, c: dict) -> list[str]:
     return lines + [""]
 
 
+def ci(e: dict, layer: int) -> str:
+    return f"{fmt(e['mean'][layer], 2)} [{fmt(e['low'][layer], 2)}, {fmt(e['high'][layer], 2)}]"
+
+
 def trace_section(t: dict) -> list[str]:
-    lines = [f"Causal trace (ROME, noise 3 × subject-embedding std, 10 samples) over {t['n_facts']} recalled "
-             f"facts: mean p(answer) clean {fmt(t['mean_high'])}, corrupted {fmt(t['mean_low'])}. Mean recovered "
-             "fraction (score − low) / (high − low) when restoring the residual stream after block L:", ""]
-    pairs = zip(t["last_subject"], t["last_token"])
-    rows = [[str(layer), fmt(s, 2), fmt(e, 2)] for layer, (s, e) in enumerate(pairs)]
-    return lines + table(["block L", "last subject token", "last token"], rows)
+    lo, hi = t["low_range"]
+    lines = [f"Causal trace (ROME: noise 3 × the subject-embedding std on the subject tokens, 10 samples, fresh "
+             f"noise for each fact) over {t['n_facts']} recalled facts: mean p(answer) clean {fmt(t['mean_high'])}, "
+             f"corrupted {fmt(t['mean_low'])} (per fact {fmt(lo)} to {fmt(hi)}). Mean recovered fraction "
+             "(score − low) / (high − low), with its 95 % confidence interval over facts, restoring the residual "
+             f"stream after block L (resid), or the MLP or attention outputs of a window of {t['window']} blocks "
+             "centred on L, at each of ROME's token classes:", ""]
+    by_class = t["by_class"]
+    n_layers = len(by_class["resid"]["last"]["mean"])
+    rows = [[f"{kind}, {name}"] + [ci(e, layer) for layer in range(n_layers)]
+            for kind, classes in by_class.items() for name, e in classes.items()]
+    lines += table(["restored, token class"] + [f"L = {layer}" for layer in range(n_layers)], rows)
+    split = t["mlp_split"]
+    lines += ["", f"MLP restoration at the last subject token: the MLP of layer 0 alone recovers {ci(split, 0)}, the "
+              f"MLPs of layers 1 to {max(1, n_layers // 2 - 1)} together {ci(split, 1)}."]
+    return lines
 
 
 SPREAD = [("accuracy", "accuracy", 4), ("flip_addressed", "flip: addressed cell", 3),

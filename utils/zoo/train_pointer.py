@@ -64,9 +64,11 @@ def last_position_loss(model, sequences: torch.Tensor) -> torch.Tensor:
 
 # ---------------------------------------------------------------- model, evaluation, saving
 def native_config(cfg: TrainConfig) -> dict:
-    """TransformerBridgeConfig fields: learned positions, pre-LN, GELU MLPs, Xavier-uniform init."""
+    """TransformerBridgeConfig fields: learned positions, pre-LN, GELU MLPs (none if d_mlp is None),
+    Xavier-uniform init."""
+    mlp = dict(d_mlp=cfg.d_mlp, act_fn="gelu") if cfg.d_mlp is not None else dict(attn_only=True)
     return dict(d_model=cfg.d_model, d_head=cfg.d_model // cfg.n_heads, n_heads=cfg.n_heads,
-                n_layers=cfg.n_layers, n_ctx=task_of(cfg).context, d_vocab=2, d_mlp=cfg.d_mlp, act_fn="gelu",
+                n_layers=cfg.n_layers, n_ctx=task_of(cfg).context, d_vocab=2, **mlp,
                 normalization_type="LN", init_mode="xavier_uniform", seed=cfg.seed)
 
 
