@@ -316,7 +316,23 @@ def seeds_table(c: dict) -> list[str]:
     if "legible" in c:
         legible = sum(f["legible"] for f in seeds.values())
         spreads.append(["legible seeds", f"{legible} of {len(seeds)}"])
-    return lines + table(["figure", "min / median / max"], spreads) + [""]
+    else:
+        near = sum(f["min_near_uniform_share"] >= MOST_ADDRESSES for f in seeds.values())
+        spreads.append([f"seeds near uniform (< {NEAR_UNIFORM}) on ≥ {fmt(MOST_ADDRESSES, 2)} of the addresses in "
+                        "every layer and head", f"{near} of {len(seeds)}"])
+    return lines + table(["figure", "min / median / max"], spreads) + [""] + variants_table(record)
+
+
+def variants_table(record: dict) -> list[str]:
+    """Recipe changes tried (seeds.json "variants"): each seed's best head, clean spikes and legibility."""
+    variants = record.get("variants", {})
+    if not variants:
+        return []
+    rows = [[v["change"], s, fmt(f["accuracy"], 4), fmt(f["best_head"], 2), str(f["spikes"]),
+             "yes" if f.get("legible") else "no"] for v in variants.values() for s, f in v["seeds"].items()]
+    legible = sum(bool(r[-1] == "yes") for r in rows)
+    lines = [f"Recipe changes tried ({legible} of {len(rows)} runs legible; {record.get('variants_note', '')}):", ""]
+    return lines + table(["change", "seed", "accuracy", "best head on the cell", "clean spikes", "legible"], rows) + [""]
 
 
 def pointer_section(name: str, c: dict) -> list[str]:
