@@ -174,11 +174,12 @@ def test_sink_report_counts_heads_beyond_layer_0(random_lm):
     assert strict.share == 0.0 and strict.heads == []
 
 
-def test_attention_to_position_skips_the_key_itself(random_lm):
+def test_sink_scores_at_another_key_are_alpha_k(random_lm):
     tokens = torch.randint(0, 40, (2, 10), generator=torch.Generator().manual_seed(1))
     patterns = metrics.attention_patterns(random_lm, tokens)  # [layer, batch, head, q, k]
-    expected = patterns[:, :, :, 5:, 4].mean(dim=(1, 3))
-    assert torch.allclose(metrics.attention_to_position(random_lm, tokens, 4), expected)
+    expected = patterns[:, :, :, 4:, 4].mean(dim=(1, 3))  # queries t >= 4, then the batch
+    assert torch.allclose(metrics.bos_sink_scores(random_lm, tokens, key=4), expected)
+    assert metrics.uniform_key_attention(10, 4) == pytest.approx(sum(1 / t for t in range(5, 11)) / 6)
 
 
 # ---------------------------------------------------------------- causal tracing identities

@@ -88,9 +88,10 @@ def head_scores(model, repeated: torch.Tensor) -> HeadScores:
     )
 
 
-def bos_sink_scores(model, tokens: torch.Tensor) -> torch.Tensor:
-    """Mean attention to position 0 of every head on `tokens` [batch, pos] (no padding): -> [layer, head]."""
-    return torch.stack([bos_sink_score(p) for p in attention_patterns(model, tokens)])
+def bos_sink_scores(model, tokens: torch.Tensor, key: int = 0) -> torch.Tensor:
+    """Every head's alpha_key (key_attention; position 0, the first token, by default), averaged over the
+    batch, on `tokens` [batch, pos] (no padding): -> [layer, head]."""
+    return torch.stack([key_attention(p, key).mean(dim=0) for p in attention_patterns(model, tokens)])
 
 
 def uniform_key_attention(length: int, key: int = 0) -> float:
@@ -120,12 +121,6 @@ def sink_report(model, tokens: torch.Tensor, eps: float = 0.3) -> SinkReport:
     alpha = bos_sink_scores(model, tokens)  # [layer, head]
     return SinkReport(alpha, (alpha[1:] >= eps).float().mean().item(), uniform_key_attention(tokens.shape[1]),
                       tokens.shape[1], eps)
-
-
-def attention_to_position(model, tokens: torch.Tensor, key: int) -> torch.Tensor:
-    """Each head's mean attention to position `key` from the queries after it: tokens [batch, pos] -> [layer, head]."""
-    patterns = attention_patterns(model, tokens)  # [layer, batch, head, q, k]
-    return patterns[..., key + 1 :, key].mean(dim=(1, 3))
 
 
 # ---------------------------------------------------------------- losses

@@ -69,14 +69,14 @@ def sink_figures(model, n: int = 32) -> dict:
     moved = torch.cat([text[:, 1 : middle + 1], text[:, :1], text[:, middle + 1 :]], dim=1)  # BOS at `middle`
     heads = on_text.heads or on_words.heads  # where the sink heads are
     no_bos = metrics.sink_report(model, text[:, 1:], SINK_EPS)
-    to_bos, to_first = (metrics.attention_to_position(model, moved, key) for key in (middle, 0))
+    to_bos, to_first = (metrics.bos_sink_scores(model, moved, key) for key in (middle, 0))
     pick = lambda a: sum(a[l, h].item() for l, h in heads) / max(1, len(heads))  # noqa: E731
     return {"length": n_ctx, "uniform": on_text.uniform, "eps": SINK_EPS,
             "text": {"share": on_text.share, "heads": on_text.heads, "alpha": on_text.alpha.tolist()},
             "random_words": {"share": on_words.share, "heads": on_words.heads, "alpha": on_words.alpha.tolist()},
             "no_bos_share": no_bos.share,
             "moved_bos": {"position": middle, "sink_heads_on_bos": pick(to_bos), "sink_heads_on_position_0": pick(to_first),
-                          "uniform": sum(1 / (t + 1) for t in range(middle + 1, n_ctx)) / (n_ctx - middle - 1)}}
+                          "uniform": metrics.uniform_key_attention(n_ctx, middle)}}
 
 
 def measure_lm(name: str, model) -> dict:
@@ -97,7 +97,6 @@ def measure_lm(name: str, model) -> dict:
                         "held_out_clause": metrics.fact_recall(model, corpus.fact_prompts(300, SEED, held_out=True)),
                         "code_lookup": metrics.fact_recall(model, corpus.lookup_prompts(300, SEED))},
     }
-    out["bos_sink"] = out["sinks"]["text"]["alpha"]
     if list_checkpoints(name):
         out["checkpoint_induction"] = checkpoint_induction(name, repeated)
     if name == "course-lm":
@@ -187,8 +186,8 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def head_table(card: dict) -> list[str]:
     """One row per layer, one column per head: induction / previous-token / first-token (alpha_0) score."""
-    keys, n_heads = ("induction", "previous_token", "bos_sink"), card["n_heads"]
-    rows = [[str(layer)] + [" / ".join(fmt(card[key][layer][h], 2) for key in keys) for h in range(n_heads)]
+    scores, n_heads = (card["induction"], card["previous_token"], card["sinks"]["text"]["alpha"]), card["n_heads"]
+    rows = [[str(layer)] + [" / ".join(fmt(score[layer][h], 2) for score in scores) for h in range(n_heads)]
             for layer in range(card["n_layers"])]
     return table(["layer"] + [f"head {h}" for h in range(n_heads)], rows)
 
@@ -264,8 +263,9 @@ def trace_section(t: dict) -> list[str]:
             for kind, classes in by_class.items() for name, e in classes.items()]
     lines += table(["restored, token class"] + [f"L = {layer}" for layer in range(n_layers)], rows)
     split = t["mlp_split"]
+    later = causal_trace.mlp_split_layers(n_layers)[1]
     lines += ["", f"MLP restoration at the last subject token: the MLP of layer 0 alone recovers {ci(split, 0)}, the "
-              f"MLPs of layers 1 to {max(1, n_layers // 2 - 1)} together {ci(split, 1)}."]
+              f"MLPs of layers {later[0]} to {later[-1]} together {ci(split, 1)}."]
     return lines
 
 
