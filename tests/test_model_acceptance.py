@@ -8,12 +8,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from utils import corpus, pointer  # noqa: E402
+from utils import corpus, ioi, pointer  # noqa: E402
 from utils.analysis import causal_trace, metrics  # noqa: E402
 from utils.zoo import model_card  # noqa: E402
 from utils.models import MODELS_DIR, list_checkpoints, load_model  # noqa: E402
 
-COURSE_MODELS = ["course-lm", "attn-only-2l", "pointer-8", "pointer-32"]
+COURSE_MODELS = ["course-lm", "ioi-lm", "attn-only-2l", "pointer-8", "pointer-32"]
 
 
 @pytest.fixture(autouse=True)
@@ -40,6 +40,57 @@ def attn_only():
 @pytest.fixture(scope="module")
 def repeated() -> torch.Tensor:
     return corpus.repeated_random_tokens(batch=20, length=25, seed=0)  # [20, 51]
+
+
+# ---------------------------------------------------------------- ioi-lm
+@pytest.fixture(scope="module")
+def ioi_lm():
+    return load_or_skip("ioi-lm")
+
+
+@pytest.fixture(scope="module")
+def ioi_splits(ioi_lm) -> dict:
+    return {split: ioi.scores(ioi_lm, ioi.prompts(200, split, seed=0)) for split in ioi.SPLITS}
+
+
+NAMES_GAP = pytest.mark.xfail(strict=True, reason="measured: held-out names top-1 0.66 / 0.91 / 0.84 and held-out "
+                                                  "structures and names 0.73 / 0.85 / 0.87 on seeds 0 / 1 / 2 (shipped: 2); "
+                                                  "held-out structures alone 0.99-1.00; see models/README.md")
+
+
+@pytest.mark.parametrize("split", [pytest.param(split, marks=NAMES_GAP) if "names" in split or "both" in split else split
+                                   for split in ioi.SPLITS])
+def test_ioi_lm_generalises_to_held_out_structures_and_names(ioi_splits, split):
+    """Top-1 over the whole vocabulary >= 0.9 on every split, and the ABC counterfactual collapses the logit difference."""
+    scores = ioi_splits[split]
+    assert scores["top1"] >= 0.9 and scores["logit_diff"] >= 3.0, scores
+    assert abs(scores["abc_logit_diff"]) <= 0.15 * scores["logit_diff"], scores
+
+
+def test_ioi_lm_has_name_mover_heads(ioi_lm):
+    """A head attends from the end to IO and removing its output there costs >= 10 % of the logit difference;
+    on held-out structures and names, so the heads carry the algorithm, not a memorised template."""
+    effects = model_card.ioi_head_effects(ioi_lm, ioi.prompts(96, "held-out both", seed=1))
+    assert model_card.name_movers(effects), effects
+
+
+def _held_out_names_top1(record: dict) -> float:
+    return (record["splits"]["held-out names"]["top1"] + record["splits"]["held-out both"]["top1"]) / 2
+
+
+def test_ioi_lm_recipe_has_three_seeds_and_ships_the_median(ioi_splits):
+    """The card's seed table: at least 3 seeds, each generalising to held-out structures with name-mover heads;
+    the shipped weights are the median seed by held-out-name top-1 (typical, not the best), and are that seed."""
+    import json
+    from utils.zoo.train_lm import IOI_LM_CONFIG
+    seeds = json.loads((MODELS_DIR / "ioi-lm" / "seeds.json").read_text())
+    assert len(seeds) >= 3
+    for seed, record in seeds.items():
+        assert record["splits"]["held-out families"]["top1"] >= 0.9 and record["name_movers"], (seed, record)
+    ranked = sorted(seeds, key=lambda seed: _held_out_names_top1(seeds[seed]))
+    shipped = str(IOI_LM_CONFIG.seed)
+    assert ranked[len(ranked) // 2] == shipped, {s: _held_out_names_top1(r) for s, r in seeds.items()}
+    assert all(abs(ioi_splits[split]["top1"] - seeds[shipped]["splits"][split]["top1"]) < 1e-9 for split in ioi.SPLITS)
 
 
 # ---------------------------------------------------------------- course-lm

@@ -36,12 +36,12 @@ MAX_LENGTH = 64
 MAX_LISTED = 10  # unknown words named in the message; the rest are counted
 
 
-def build_tokenizer() -> PreTrainedTokenizerFast:
-    """The word-level tokenizer over `corpus.token_ids()` (BOS 0, PAD 1, UNK 2), in memory."""
+def build_tokenizer(ids: dict[str, int] | None = None) -> PreTrainedTokenizerFast:
+    """The word-level tokenizer over `ids` (default `corpus.token_ids()`; BOS 0, PAD 1, UNK 2), in memory."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    ids = token_ids()
+    ids = ids or token_ids()
     tok = Tokenizer(models.WordLevel(vocab=ids, unk_token=UNK))
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Whitespace()

@@ -184,13 +184,19 @@ def main(recipes: dict[str, Recipe], argv: list[str] | None = None, doc: str | N
                         help="a few steps of a small variant into a temporary folder (never the shipped weights)")
     parser.add_argument("--out", type=Path, help="output folder (default models/<name>)")
     parser.add_argument("--log", type=Path, help="append each evaluation line to this file")
+    parser.add_argument("--seed", type=int, help="train another seed of the recipe (needs --out: the shipped "
+                                                 "weights are the recipe's own seed)")
     args = parser.parse_args(argv)
+    if args.seed is not None and args.out is None:
+        parser.error("--seed needs --out")
     torch.set_num_threads(1)  # the shipped weights were trained on one thread
     hf_logging.set_verbosity_error()
     from utils.models import MODELS_DIR
 
     recipe = recipes[args.name]
     cfg, out = recipe.config, args.out or MODELS_DIR / args.name
+    if args.seed is not None:
+        cfg = replace(cfg, seed=args.seed)
     if args.smoke:
         cfg = recipe.smoke_config()
         out = args.out or Path(tempfile.mkdtemp(prefix=f"{args.name}-smoke-"))
