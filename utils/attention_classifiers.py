@@ -35,7 +35,8 @@ class ClassifierConfig:
 
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     """Softmax over positions where mask is True; exactly 0 elsewhere. scores, mask: [batch, pos]."""
-    return scores.masked_fill(~mask, float("-inf")).softmax(dim=-1).masked_fill(~mask, 0.0)
+    weights = torch.where(mask, scores, -torch.inf).softmax(dim=-1)  # [batch, pos]
+    return torch.where(mask, weights, 0.0)  # exactly 0 on padding, even in a row with no real token
 
 
 class AdditiveAttention(nn.Module):

@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import time
 
 import torch
 
-from utils import corpus, pointer
+from utils import corpus, ioi, pointer
 from utils.analysis import causal_trace, metrics
 from utils.models import MODELS_DIR, NATIVE_CONFIG, course_models, list_checkpoints, load_model
 
 README = MODELS_DIR / "README.md"
 SEED = 0
 SINK_EPS = 0.3
-ORDER = ["course-lm", "attn-only-2l", "pointer-8", "pointer-32"]  # card order; other models follow by name
+ORDER = ["course-lm", "ioi-lm", "attn-only-2l", "pointer-8", "pointer-32"]  # card order; other models follow by name
 
 
 # ---------------------------------------------------------------- measurements
@@ -48,7 +49,8 @@ def training_record(name: str) -> dict:
         return {}
     record = json.loads(path.read_text())
     wall = record.get("wall_time_s", record.get("wall_seconds"))
-    return {"steps": record.get("steps"), "wall_seconds": wall, "cpu_seconds": record.get("cpu_time_s")}
+    return {"steps": record.get("steps"), "wall_seconds": wall, "cpu_seconds": record.get("cpu_time_s"),
+            "seed": record.get("config", {}).get("seed")}
 
 
 def size(model) -> dict:
@@ -59,11 +61,13 @@ def size(model) -> dict:
             "n_ctx": cfg.n_ctx, "params": params}
 
 
-def sink_figures(model, n: int = 32) -> dict:
+def sink_figures(model, n: int = 32, text: torch.Tensor | None = None, words: torch.Tensor | None = None) -> dict:
     """Sink heads at full length on held-out text and on random words, the uniform baseline at that length,
-    and what the sink belongs to: BOS replaced by a word at position 0, and BOS moved to the middle."""
+    and what the sink belongs to: BOS replaced by a word at position 0, and BOS moved to the middle.
+    `text` and `words` default to the course corpus's full-length contexts and random words."""
     n_ctx = model.cfg.n_ctx
-    text, words = corpus.full_length_contexts(n, n_ctx, seed=10_000), corpus.random_word_contexts(n, n_ctx, seed=SEED)
+    text = corpus.full_length_contexts(n, n_ctx, seed=10_000) if text is None else text
+    words = corpus.random_word_contexts(n, n_ctx, seed=SEED) if words is None else words
     on_text, on_words = metrics.sink_report(model, text, SINK_EPS), metrics.sink_report(model, words, SINK_EPS)
     middle = n_ctx // 2
     moved = torch.cat([text[:, 1 : middle + 1], text[:, :1], text[:, middle + 1 :]], dim=1)  # BOS at `middle`
@@ -162,13 +166,89 @@ def measure_pointer(name: str, model) -> dict:
             **pointer_figures(model, task, LEGIBLE_SPIKES.get(name)), "seeds": seeds_record(name)}
 
 
+def ioi_head_effects(model, prompts: list[ioi.Prompt]) -> dict:
+    """Per head: mean attention from the last position to IO, and the mean drop of logit(IO) - logit(S) when the
+    head's output at the last position is replaced by its mean over prompts of the same length (mean ablation)."""
+    groups: dict[int, list[ioi.Prompt]] = {}
+    for p in prompts:
+        groups.setdefault(len(model.to_str_tokens(p.text)), []).append(p)
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    to_io, drop = torch.zeros(n_layers, n_heads), torch.zeros(n_layers, n_heads)
+
+    def difference(logits: torch.Tensor, batch: list[ioi.Prompt]) -> torch.Tensor:
+        io = torch.tensor([model.to_single_token(p.io) for p in batch])
+        s = torch.tensor([model.to_single_token(p.s) for p in batch])
+        return logits[:, -1].gather(-1, io[:, None])[:, 0] - logits[:, -1].gather(-1, s[:, None])[:, 0]
+
+    clean_total = 0.0
+    with torch.no_grad():
+        for batch in groups.values():
+            tokens = model.to_tokens([p.text for p in batch])
+            logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n.endswith("hook_pattern"))
+            clean = difference(logits, batch)
+            clean_total += clean.sum().item()
+            io_pos = torch.tensor([p.io_pos for p in batch])
+            for layer in range(n_layers):
+                to_io[layer] += cache["pattern", layer][torch.arange(len(batch)), :, -1, io_pos].sum(0)
+                for head in range(n_heads):
+                    def ablate(z, hook, head=head):  # [batch, pos, head, d_head]
+                        z = z.clone()
+                        z[:, -1, head] = z[:, -1, head].mean(0)
+                        return z
+                    ablated = model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", ablate)])
+                    drop[layer, head] += (clean - difference(ablated, batch)).sum().item()
+    n = len(prompts)
+    return {"to_io": (to_io / n).tolist(), "ablation_drop": (drop / n).tolist(), "clean_logit_diff": clean_total / n}
+
+
+def name_movers(effects: dict, min_attention: float = 0.3, min_drop: float = 0.1) -> list[tuple[int, int]]:
+    """Heads that attend from the end to IO (>= min_attention) and whose mean ablation costs at least
+    min_drop of the clean logit difference: name-mover-like by attention and by intervention."""
+    bar = min_drop * effects["clean_logit_diff"]
+    return [(l, h) for l, row in enumerate(effects["to_io"]) for h, a in enumerate(row)
+            if a >= min_attention and effects["ablation_drop"][l][h] >= bar]
+
+
+def measure_ioi_lm(model, n: int = 200) -> dict:
+    """IOI by split (training structures and names, held-out structures, held-out names, both), the heads
+    that carry it, held-out loss and sinks at full length on ioi-lm's own language."""
+    n_ctx = model.cfg.n_ctx
+    text = ioi.full_length_contexts(32, n_ctx, seed=10_000)
+    rng, vocab = random.Random(SEED), ioi.vocabulary()
+    words = torch.tensor([ioi.encode([ioi.BOS] + [rng.choice(vocab) for _ in range(n_ctx - 1)]) for _ in range(32)])
+    return {"loss": metrics.mean_loss(model, text),
+            "splits": {split: ioi.scores(model, ioi.prompts(n, split, seed=SEED)) for split in ioi.SPLITS},
+            "heads": ioi_head_effects(model, ioi.prompts(96, "held-out both", seed=SEED + 1)),
+            "sinks": sink_figures(model, text=text, words=words)}
+
+
+def ioi_seeds(folders: dict[int, str]) -> dict:
+    """The IOI figures of other seeds of the ioi-lm recipe (folders of weights trained with --seed)."""
+    from transformer_lens.model_bridge import TransformerBridge
+
+    out = {}
+    for seed, folder in folders.items():
+        model = TransformerBridge.boot_transformers(str(folder), device="cpu").eval()
+        figures = measure_ioi_lm(model)
+        out[seed] = {"splits": figures["splits"], "name_movers": name_movers(figures["heads"]),
+                     "sink_share_text": figures["sinks"]["text"]["share"]}
+    return out
+
+
 def measure(name: str) -> dict:
     """Every measurement of one course model."""
     model = load_model(name)
     native = (MODELS_DIR / name / NATIVE_CONFIG).exists()
     out = {"format": "native" if native else "hf", "load_seconds": load_seconds(name), **size(model),
            "training": training_record(name)}
-    out.update(measure_pointer(name, model) if name in pointer.TASKS else measure_lm(name, model))
+    if name in pointer.TASKS:
+        out.update(measure_pointer(name, model))
+    elif name == "ioi-lm":
+        out.update(measure_ioi_lm(model))
+        seeds = MODELS_DIR / name / "seeds.json"
+        out["seeds"] = json.loads(seeds.read_text()) if seeds.exists() else {}
+    else:
+        out.update(measure_lm(name, model))
     return out
 
 
@@ -243,6 +323,36 @@ def lm_section(name: str, c: dict) -> list[str]:
     if "causal_trace" in c:
         lines += [""] + trace_section(c["causal_trace"])
     return lines + [""]
+
+
+def ioi_section(name: str, c: dict) -> list[str]:
+    """ioi-lm: IOI by split with the ABC counterfactual, the seeds, the heads that carry it, sinks."""
+    splits, heads = c["splits"], c["heads"]
+    lines = [f"## `{name}`", "",
+             f"IOI sentences built from parts (`utils/ioi.py`): {len(ioi.TRAIN_FAMILIES)} structural families in "
+             f"training, {len(ioi.HELD_OUT_FAMILIES)} held out (combinations of seen parts never seen together), "
+             f"{len(ioi.TRAIN_NAMES)} names in training IOI sentences and {len(ioi.HELD_OUT_NAMES)} held out of them "
+             "(they occur only in other sentences). Top-1: IO is the argmax over the whole vocabulary; ABC: the "
+             "same prompts with every later mention of S replaced by a third name C, where the logit difference "
+             "should collapse. 200 prompts per split, both name orders.",
+             "", f"- Held-out loss {fmt(c['loss'])} (full-length contexts of ioi-lm's language).", ""]
+    lines += table(["split", "top-1", "logit(IO) − logit(S)", "ABC: logit(IO) − logit(S)"],
+                   [[split, fmt(v["top1"]), fmt(v["logit_diff"], 2), fmt(v["abc_logit_diff"], 2)] for split, v in splits.items()])
+    if c.get("seeds"):
+        seeds = c["seeds"]
+        lines += ["", f"Seeds of the recipe (the shipped weights are seed {c['training']['seed']}, the median by held-out-name top-1):", ""]
+        lines += table(["seed"] + list(ioi.SPLITS) + ["name-mover-like heads", "sink share (text)"],
+                       [[str(seed)] + [fmt(r["splits"][split]["top1"]) for split in ioi.SPLITS]
+                        + [heads_text(r["name_movers"]), fmt(r["sink_share_text"], 2)] for seed, r in seeds.items()])
+    movers = name_movers(heads)
+    lines += ["", f"Heads on 96 prompts of held-out structures and names (clean logit difference "
+                  f"{fmt(heads['clean_logit_diff'], 2)}): attention from the last position to IO / drop of the logit "
+                  "difference when the head's output there is mean-ablated. Name-mover-like (attention ≥ 0.3 and a "
+                  f"drop ≥ 10 % of the clean difference): {heads_text(movers)}.", ""]
+    lines += table(["layer"] + [f"head {h}" for h in range(c["n_heads"])],
+                   [[str(l)] + [f"{fmt(a, 2)} / {fmt(d, 2)}" for a, d in zip(heads["to_io"][l], heads["ablation_drop"][l])]
+                    for l in range(c["n_layers"])])
+    return lines + [""] + sink_lines(c["sinks"]) + [""]
 
 
 def ci(e: dict, layer: int) -> str:
@@ -374,6 +484,33 @@ def pointer_section(name: str, c: dict) -> list[str]:
     return lines + [""] + seeds_table(c)
 
 
+def classifier_section() -> list[str]:
+    """Notebook 02's classifiers (models/jw-classifiers/): test accuracy by variant and kind, over seeds."""
+    from utils.attention_classifiers import classifier_folder, manifest
+
+    folder = classifier_folder()
+    if not (folder / "classifiers.json").exists():
+        return []
+    records, groups = manifest(), {}
+    for name, record in records.items():
+        kind = name.removeprefix(record["variant"] + "-").rsplit("-seed", 1)[0]
+        groups.setdefault((record["variant"], kind), []).append(record)
+    rows = []
+    for (variant, kind), runs in sorted(groups.items()):
+        accuracies = [r["test_accuracy"] for r in runs]
+        rows.append([variant, kind, str(len(runs)), f"{sum(accuracies) / len(runs):.3f} ({min(accuracies):.3f}–{max(accuracies):.3f})",
+                     ", ".join(str(r["best_epoch"]) for r in runs), f"{sum(r['seconds'] for r in runs):.0f}"])
+    weights = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+    return ["## `jw-classifiers` (notebook 02)", "",
+            f"Jain & Wallace's attention classifiers on `utils.polarity` (a generated task whose generator knows which tokens "
+            f"decide each label): `python -m utils.zoo.train_classifiers` trains all {len(records)} "
+            f"({sum(r['seconds'] for r in records.values()) / 60:.1f} min on one thread, {weights / 1e6:.2f} MB in all). "
+            "Test accuracy on 1000 examples of a generator seed never trained or selected on; the best epoch of 8 is "
+            "chosen by dev loss.", ""] + table(
+        ["variant", "encoder-attention", "seeds", "test accuracy: mean (min–max)", "best epoch per seed", "train s (all seeds)"],
+        rows) + [""]
+
+
 def markdown(cards: dict[str, dict]) -> str:
     lines = ["# Course models", "",
              "*Generated by `python -m utils.zoo.model_card`; do not edit by hand. Numbers measured on CPU.*", "",
@@ -384,7 +521,9 @@ def markdown(cards: dict[str, dict]) -> str:
              ""]
     lines += overview(cards) + [""]
     for name, c in cards.items():
-        lines += pointer_section(name, c) if name in pointer.TASKS else lm_section(name, c)
+        lines += (pointer_section(name, c) if name in pointer.TASKS else ioi_section(name, c) if name == "ioi-lm"
+                  else lm_section(name, c))
+    lines += classifier_section()
     return "\n".join(lines).rstrip() + "\n"
 
 
