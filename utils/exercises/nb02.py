@@ -222,15 +222,18 @@ def _far_when_nothing_matters(call, case: Case) -> str | None:
                                       f"{found:.2f} (mean JSD) from the model's; the search should reach at least 0.5")
 
 
-def _as_strong_as_the_reference(call, case: Case) -> str | None:
+STRONG_SEARCH = 0.3  # mean JSD on the strength case: the reference reaches 0.40-0.59 over case seeds, no search <= 0.24
+
+
+def _as_strong_as_a_real_search(call, case: Case) -> str | None:
+    """An absolute bar, not a comparison with the reference run: a student release has no reference to run."""
     model, tokens, mask = case.args[:3]
     alpha = call(*case.args)
     if not torch.isfinite(alpha).all():
         return _NAN
     found = _mean_jsd(model, tokens, mask, alpha)
-    target = _mean_jsd(model, tokens, mask, reference("02.5")(*case.args))
-    return None if found >= 0.8 * target - 0.02 else (f"your adversarial attention is {found:.2f} (mean JSD) from the "
-                                                       f"model's, the reference search reaches {target:.2f}: a weak search?")
+    return None if found >= STRONG_SEARCH else (f"your adversarial attention is only {found:.2f} (mean JSD) from the "
+                                                f"model's; a search within eps reaches {STRONG_SEARCH} or more here: a weak search?")
 
 
 def _adversary_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
@@ -245,7 +248,7 @@ def _adversary_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
     tokens, mask = sentences(rng, 6, "decisive")
     cases.append(Case("property", (checker_classifier(SHIPPED[0]), tokens, mask, 3, 80, 0.05, 0.01, 1),
                       "a trained BiLSTM on decisive sentences, where few attentions keep the output",
-                      probe=_as_strong_as_the_reference))
+                      probe=_as_strong_as_a_real_search))
     return cases
 
 
