@@ -229,8 +229,6 @@ def pointer32():
     return load_or_skip("pointer-32")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: no seed of the pointer-8 recipe (0 of 7) and no run of the recipe changes tried "
-                   "(models/pointer-8/seeds.json, variants) has a legible readout; the committed seed is the median one")
 def test_pointer8_readout_is_legible(pointer8):
     task = pointer.task_for("pointer-8")
     r = metrics.pointer_readout(pointer8, task, n=4000, seed=123)
