@@ -180,11 +180,12 @@ def _control_probe(kind: str):
                 return problem or ("the mapping changed when the same words came in another order: every split must "
                                    "see the same mapping (draw over the sorted distinct types)")
         if kind == "marginal":
-            values, counts = np.unique(labels, return_counts=True)
-            drawn = np.array([sum(1 for v in mapping.values() if v == value) for value in values.tolist()])
-            p = chisquare(drawn, counts / counts.sum() * drawn.sum()).pvalue
+            task_values, task_counts = np.unique(labels, return_counts=True)
+            drawn = np.array([sum(1 for v in mapping.values() if v == value) for value in task_values.tolist()])
+            p = chisquare(drawn, task_counts / task_counts.sum() * drawn.sum()).pvalue
             if p < 0.001:
-                share = ", ".join(f"{v}: {d / drawn.sum():.2f} (task {c / counts.sum():.2f})" for v, d, c in zip(values, drawn, counts))
+                share = ", ".join(f"{v}: {d / drawn.sum():.2f} (task {c / task_counts.sum():.2f})"
+                                  for v, d, c in zip(task_values, drawn, task_counts))
                 return f"control labels must follow the task's label distribution (chi-squared p = {p:.1g}): {share}"
         if kind == "random":
             truth = dict(zip(case.args[0], labels.tolist()))
@@ -328,10 +329,11 @@ def _steer_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
 def _at_every_position(model, tokens, layer, positions, vectors):
     from utils.probing import residual_hook_name
 
-    def add(resid, hook):
+    def add_everywhere(resid, hook):
         return resid + vectors[:, None, :].to(resid.dtype)
 
-    return model.run_with_hooks(tokens, fwd_hooks=[(residual_hook_name(model, layer), add)])
+    hook_name = residual_hook_name(model, layer)
+    return model.run_with_hooks(tokens, fwd_hooks=[(hook_name, add_everywhere)])
 
 
 register(Exercise("04.5", _steer_cases, atol=1e-4, rtol=1e-4, diagnoses=[
