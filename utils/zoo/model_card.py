@@ -28,7 +28,7 @@ from utils.models import MODELS_DIR, NATIVE_CONFIG, course_models, list_checkpoi
 README = MODELS_DIR / "README.md"
 SEED = 0
 SINK_EPS = 0.3
-ORDER = ["course-lm", "ioi-lm", "attn-only-2l", "pointer-8", "pointer-32"]  # card order; other models follow by name
+ORDER = ["course-lm", "ioi-lm", "facts-lm", "attn-only-2l", "pointer-8", "pointer-32"]  # card order; other models follow by name
 
 
 # ---------------------------------------------------------------- measurements

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from utils import corpus, ioi
+from utils import corpus, facts, ioi
 from utils.models import build_native, save_checkpoint, save_native
 from utils.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
 from utils.zoo.training import ZOO_SEED, Recipe, TrainConfig, main
@@ -41,6 +41,10 @@ ATTN_ONLY_2L_CONFIG = TrainConfig(n_layers=2, d_model=64, n_heads=4, n_ctx=64, d
 IOI_LM_CONFIG = TrainConfig(n_layers=4, d_model=128, n_heads=4, n_ctx=64, d_mlp=4 * 128, steps=4000, lr=2e-3,
                             warmup=200, **{**LM_OPTIMISATION, "weight_decay": 0.1, "eval_every": 500, "seed": 2},
                             data=dict(p_random=0.1, doc_weights=tuple(ioi.DOC_WEIGHTS.items())))
+# facts-lm: facts about people whose identity takes two tokens (utils.facts); course-lm's size and optimiser.
+FACTS_LM_CONFIG = TrainConfig(n_layers=6, d_model=128, n_heads=4, n_ctx=64, d_mlp=4 * 128, steps=4000, lr=1.5e-3,
+                              warmup=200, **{**LM_OPTIMISATION, "eval_every": 500},
+                              data=dict(p_random=0.1, doc_weights=tuple(facts.DOC_WEIGHTS.items())))
 TINY = dict(n_layers=1, d_model=16, n_heads=2, steps=3, batch=2, warmup=1)  # smoke runs
 
 
@@ -136,6 +140,32 @@ def save_ioi_lm(model, cfg: TrainConfig, out: Path) -> None:
     save_tokenizer(out, build_tokenizer(ioi.token_ids()))
 
 
+# ---------------------------------------------------------------- facts-lm: GPT-2 (Hugging Face) on utils.facts
+FACTS_EVAL = {split: facts.prompts(48, split, seed=99) for split in facts.SPLITS}  # evaluation only: seed 99
+
+
+def facts_batches(cfg: TrainConfig):
+    """Endless deterministic batches of facts-lm contexts, [batch, n_ctx]."""
+    rng, weights = random.Random(cfg.seed), dict(cfg.data["doc_weights"])
+    while True:
+        yield torch.tensor([facts.encode(facts.context(rng, cfg.n_ctx, weights, cfg.data["p_random"]), cfg.n_ctx)
+                            for _ in range(cfg.batch)])
+
+
+def build_facts_lm(cfg: TrainConfig, out: Path | None = None):
+    return build_course_lm(cfg, out, vocab_size=len(facts.token_ids()))
+
+
+def evaluate_facts(model, cfg: TrainConfig, step: int) -> dict:
+    """Top-1 recall of the attribute on each split (48 prompts each), in the HF model (no bridge)."""
+    return {split.replace(" ", "_"): round(facts.recall(model, batch), 3) for split, batch in FACTS_EVAL.items()}
+
+
+def save_facts_lm(model, cfg: TrainConfig, out: Path) -> None:
+    model.save_pretrained(str(out))
+    save_tokenizer(out, build_tokenizer(facts.token_ids()))
+
+
 COURSE_LM = Recipe("course-lm", COURSE_LM_CONFIG, build=build_course_lm, batches=batches,
                    loss=lambda model, tokens: lm_loss(model(tokens).logits, tokens), save=save_course_lm,
                    smoke={**TINY, "d_mlp": 4 * TINY["d_model"]})
@@ -145,7 +175,10 @@ ATTN_ONLY_2L = Recipe("attn-only-2l", ATTN_ONLY_2L_CONFIG, build=build_attn_only
 IOI_LM = Recipe("ioi-lm", IOI_LM_CONFIG, build=build_ioi_lm, batches=ioi_batches,
                 loss=lambda model, tokens: lm_loss(model(tokens).logits, tokens), save=save_ioi_lm,
                 evaluate=evaluate_ioi, smoke={**TINY, "d_mlp": 4 * TINY["d_model"]})
-RECIPES = {r.name: r for r in (COURSE_LM, ATTN_ONLY_2L, IOI_LM)}
+FACTS_LM = Recipe("facts-lm", FACTS_LM_CONFIG, build=build_facts_lm, batches=facts_batches,
+                  loss=lambda model, tokens: lm_loss(model(tokens).logits, tokens), save=save_facts_lm,
+                  evaluate=evaluate_facts, smoke={**TINY, "d_mlp": 4 * TINY["d_model"]})
+RECIPES = {r.name: r for r in (COURSE_LM, ATTN_ONLY_2L, IOI_LM, FACTS_LM)}
 
 
 if __name__ == "__main__":

@@ -1,0 +1,163 @@
+"""The world of facts-lm: people whose identity takes two tokens, their attributes, and the documents that
+state them (notebook 05, causal tracing).
+
+Every person is a (first, last) pair of invented name parts. Each first part is shared by 12 people and
+each last part by 12, so no single token identifies anyone: a model must combine the two before it can
+look anything up, which puts ROME's early site (subject enrichment at the last subject token) past the
+first block. Two kinds of document state facts:
+
+- **fact**: "{first} {last} [, clause ,] {relation phrase} {attribute} ." The relation is named after the
+  subject, so the attribute must be retrieved at the last token (ROME's late site);
+- **registry**: "records , {first} {last} {country} {language} {profession} ." The first attribute follows
+  the name directly, a reason to enrich the subject's representation at its last token.
+
+Held out of training, for measuring generalisation: the last phrasing of each relation, two clauses, and
+any two clauses in a row (training uses at most one).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from functools import cache
+
+import torch
+
+from utils import corpus
+from utils.corpus import FactPrompt
+
+WORLD_SEED = 4321  # fixes the people and their attributes; never changes
+N_PARTS, PER_PART = 24, 12  # 24 first and 24 last parts; each part in 12 people: 288 people
+FIRST_PARTS = corpus._pseudo_words(N_PARTS, seed=11, avoid=set(corpus.NAMES))
+LAST_PARTS = corpus._pseudo_words(N_PARTS, seed=12, avoid=set(corpus.NAMES) | set(FIRST_PARTS))
+TRAIN_PHRASES = {relation: phrases[:-1] for relation, phrases in corpus.RELATION_PHRASES.items()}
+HELD_OUT_PHRASES = {relation: phrases[-1:] for relation, phrases in corpus.RELATION_PHRASES.items()}
+TRAIN_CLAUSES = corpus.CLAUSES
+HELD_OUT_CLAUSES = corpus.HELD_OUT_CLAUSES
+DOC_WEIGHTS = {"fact": 0.5, "registry": 0.15, "grammar": 0.15, "repeat": 0.2}
+SPLITS = ("train phrasings", "held-out phrasings", "held-out clauses", "two clauses")
+
+
+@dataclass(frozen=True)
+class Person:
+    first: str
+    last: str
+    attributes: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        return f"{self.first} {self.last}"
+
+
+@cache
+def people() -> list[Person]:
+    """288 people: (FIRST_PARTS[i], LAST_PARTS[(i + s) % 24]) for 12 offsets s; attributes drawn at random."""
+    rng = random.Random(WORLD_SEED)
+    offsets = sorted(rng.sample(range(N_PARTS), PER_PART))
+    found = []
+    for i, first in enumerate(FIRST_PARTS):
+        for s in offsets:
+            attributes = {relation: rng.choice(values) for relation, values in corpus.RELATIONS.items()}
+            found.append(Person(first, LAST_PARTS[(i + s) % N_PARTS], attributes))
+    return found
+
+
+@cache
+def vocabulary() -> list[str]:
+    """Every word the facts-lm language emits (specials excluded), sorted."""
+    words = set(FIRST_PARTS) | set(LAST_PARTS) | {"records", ",", "."}
+    words |= {w for values in corpus.RELATIONS.values() for w in values}
+    for text in sum(corpus.RELATION_PHRASES.values(), []) + TRAIN_CLAUSES + HELD_OUT_CLAUSES:
+        words |= {w for w in text.split() if w != "{other}"}
+    words |= {w for pair in corpus.NOUNS + corpus.INTRANSITIVE + corpus.TRANSITIVE for w in pair}
+    words |= set(corpus.ADJECTIVES) | set(corpus.PREPOSITIONS) | set(corpus.ADVERBS) | set(corpus.FILLER_WORDS)
+    return sorted(words | {"the", "this", "these", "is", "are"})
+
+
+@cache
+def token_ids() -> dict[str, int]:
+    """Specials first (BOS = 0, PAD = 1, UNK = 2), then `vocabulary()`."""
+    return {w: i for i, w in enumerate(corpus.SPECIAL_TOKENS + vocabulary())}
+
+
+def _clauses(rng: random.Random, clauses: list[str], person: Person) -> list[str]:
+    """", clause , clause ," with {other} filled by another person's name."""
+    words = [","]
+    for clause in clauses:
+        if "{other}" in clause:
+            clause = clause.format(other=rng.choice([p for p in people() if p is not person]).name)
+        words += clause.split() + [","]
+    return words
+
+
+def fact_words(rng: random.Random, person: Person, relation: str, split: str = "train phrasings") -> list[str]:
+    """A fact prompt (no answer) of one split, as words; the subject is always the first two words."""
+    words = [person.first, person.last]
+    phrases = HELD_OUT_PHRASES if split == "held-out phrasings" else TRAIN_PHRASES
+    if split == "held-out clauses":
+        words += _clauses(rng, [rng.choice(HELD_OUT_CLAUSES)], person)
+    elif split == "two clauses":
+        words += _clauses(rng, rng.sample(TRAIN_CLAUSES, 2), person)
+    elif rng.random() < 0.5:
+        words += _clauses(rng, [rng.choice(TRAIN_CLAUSES)], person)
+    return words + rng.choice(phrases[relation]).split()
+
+
+def document(rng: random.Random, weights: dict[str, float] = DOC_WEIGHTS) -> list[str]:
+    """One training document, as words."""
+    kind = rng.choices(list(weights), list(weights.values()))[0]
+    if kind == "fact":
+        person, relation = rng.choice(people()), rng.choice(list(corpus.RELATIONS))
+        return fact_words(rng, person, relation) + [person.attributes[relation], "."]
+    if kind == "registry":
+        person = rng.choice(people())
+        return ["records", ",", person.first, person.last] + [person.attributes[r] for r in corpus.RELATIONS] + ["."]
+    if kind == "grammar":
+        return corpus.grammar_sentence(rng).words
+    span = corpus.random_words(rng, rng.randint(3, 12), vocabulary())
+    return span + span + ["."]
+
+
+def context(rng: random.Random, n_ctx: int, weights: dict[str, float] = DOC_WEIGHTS, p_random: float = 0.1) -> list[str]:
+    """One training context: BOS then documents up to n_ctx words, or (p_random) BOS + r + r."""
+    if rng.random() < p_random:
+        half = corpus.random_words(rng, (n_ctx - 1) // 2, vocabulary())
+        return [corpus.BOS] + half + half
+    words = [corpus.BOS]
+    while len(words) < n_ctx:
+        words += document(rng, weights)
+    return words[:n_ctx]
+
+
+def encode(words: list[str], n_ctx: int | None = None) -> list[int]:
+    """Token ids, right-padded with PAD to n_ctx when given."""
+    ids = token_ids()
+    row = [ids[w] for w in words]
+    return row + [ids[corpus.PAD]] * ((n_ctx or len(row)) - len(row))
+
+
+def prompts(n: int | None = None, split: str = "train phrasings", seed: int = 0) -> list[FactPrompt]:
+    """Fact prompts of one split: one per (person, relation) when n is None, else n drawn at random.
+
+    `subject_span` indexes the BOS-prefixed tokens: the subject is always tokens 1 and 2."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+    rng = random.Random(seed)
+    pairs = [(p, r) for p in people() for r in corpus.RELATIONS]
+    chosen = pairs if n is None else [rng.choice(pairs) for _ in range(n)]
+    out = []
+    for person, relation in chosen:
+        words = fact_words(rng, person, relation, split)
+        out.append(FactPrompt(" ".join(words), [corpus.BOS] + words, person.name, relation,
+                              person.attributes[relation], (1, 3)))
+    return out
+
+
+def recall(model, batch: list[FactPrompt]) -> float:
+    """Top-1 recall: the share of prompts whose argmax next token is the attribute (a Hugging Face model)."""
+    ids, hits = token_ids(), 0
+    with torch.no_grad():
+        for prompt in batch:
+            logits = model(torch.tensor([[ids[corpus.BOS]] + encode(prompt.text.split())])).logits[0, -1]
+            hits += int(logits.argmax().item() == ids[prompt.answer])
+    return hits / len(batch)
