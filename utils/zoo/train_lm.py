@@ -42,6 +42,11 @@ IOI_LM_CONFIG = TrainConfig(n_layers=4, d_model=128, n_heads=4, n_ctx=64, d_mlp=
                             warmup=200, **{**LM_OPTIMISATION, "weight_decay": 0.1, "eval_every": 500, "seed": 2},
                             data=dict(p_random=0.1, doc_weights=tuple(ioi.DOC_WEIGHTS.items())))
 # facts-lm: facts about people whose identity takes two tokens (utils.facts); course-lm's size and optimiser.
+# Not shipped. Seed 0, 4000 steps (58 min under load): recall 1.00 on training phrasings, 0.96 held-out clauses,
+# 0.76 two clauses, 0.61 held-out phrasings (whose words appear in no training document: a flawed split). Causal
+# trace, 100 facts, fresh noise: last subject token at most 0.21 (bar 0.5), its MLP effect all in layer 0 (0.14;
+# layers 1-2 0.00); last token 0.52 after block 4 (bar 0.7); attention at the last token peaks at block 4 (0.88).
+# Recall is a late lookup from the last token: two-token names alone did not create ROME's early site.
 FACTS_LM_CONFIG = TrainConfig(n_layers=6, d_model=128, n_heads=4, n_ctx=64, d_mlp=4 * 128, steps=4000, lr=1.5e-3,
                               warmup=200, **{**LM_OPTIMISATION, "eval_every": 500},
                               data=dict(p_random=0.1, doc_weights=tuple(facts.DOC_WEIGHTS.items())))
