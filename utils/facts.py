@@ -18,13 +18,12 @@ any two clauses in a row (training uses at most one).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from functools import cache
 
 import torch
 
 from utils import corpus
-from utils.corpus import FactPrompt
+from utils.corpus import FactPrompt, Subject
 
 WORLD_SEED = 4321  # fixes the people and their attributes; never changes
 N_PARTS, PER_PART = 24, 12  # 24 first and 24 last parts; each part in 12 people: 288 people
@@ -38,19 +37,8 @@ DOC_WEIGHTS = {"fact": 0.5, "registry": 0.15, "grammar": 0.15, "repeat": 0.2}
 SPLITS = ("train phrasings", "held-out phrasings", "held-out clauses", "two clauses")
 
 
-@dataclass(frozen=True)
-class Person:
-    first: str
-    last: str
-    attributes: dict[str, str]
-
-    @property
-    def name(self) -> str:
-        return f"{self.first} {self.last}"
-
-
 @cache
-def people() -> list[Person]:
+def people() -> list[Subject]:
     """288 people: (FIRST_PARTS[i], LAST_PARTS[(i + s) % 24]) for 12 offsets s; attributes drawn at random."""
     rng = random.Random(WORLD_SEED)
     offsets = sorted(rng.sample(range(N_PARTS), PER_PART))
@@ -58,7 +46,7 @@ def people() -> list[Person]:
     for i, first in enumerate(FIRST_PARTS):
         for s in offsets:
             attributes = {relation: rng.choice(values) for relation, values in corpus.RELATIONS.items()}
-            found.append(Person(first, LAST_PARTS[(i + s) % N_PARTS], attributes))
+            found.append(Subject((first, LAST_PARTS[(i + s) % N_PARTS]), attributes))
     return found
 
 
@@ -80,7 +68,7 @@ def token_ids() -> dict[str, int]:
     return {w: i for i, w in enumerate(corpus.SPECIAL_TOKENS + vocabulary())}
 
 
-def _clauses(rng: random.Random, clauses: list[str], person: Person) -> list[str]:
+def _clauses(rng: random.Random, clauses: list[str], person: Subject) -> list[str]:
     """", clause , clause ," with {other} filled by another person's name."""
     words = [","]
     for clause in clauses:
@@ -90,9 +78,9 @@ def _clauses(rng: random.Random, clauses: list[str], person: Person) -> list[str
     return words
 
 
-def fact_words(rng: random.Random, person: Person, relation: str, split: str = "train phrasings") -> list[str]:
+def fact_words(rng: random.Random, person: Subject, relation: str, split: str = "train phrasings") -> list[str]:
     """A fact prompt (no answer) of one split, as words; the subject is always the first two words."""
-    words = [person.first, person.last]
+    words = list(person.words)
     phrases = HELD_OUT_PHRASES if split == "held-out phrasings" else TRAIN_PHRASES
     if split == "held-out clauses":
         words += _clauses(rng, [rng.choice(HELD_OUT_CLAUSES)], person)
@@ -111,7 +99,7 @@ def document(rng: random.Random, weights: dict[str, float] = DOC_WEIGHTS) -> lis
         return fact_words(rng, person, relation) + [person.attributes[relation], "."]
     if kind == "registry":
         person = rng.choice(people())
-        return ["records", ",", person.first, person.last] + [person.attributes[r] for r in corpus.RELATIONS] + ["."]
+        return ["records", ",", *person.words] + [person.attributes[r] for r in corpus.RELATIONS] + ["."]
     if kind == "grammar":
         return corpus.grammar_sentence(rng).words
     span = corpus.random_words(rng, rng.randint(3, 12), vocabulary())

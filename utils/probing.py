@@ -27,9 +27,8 @@ from utils.corpus import ProbeSentence
 TRAIN_SEED, TEST_SEED = 400, 401  # generator seeds of the probing splits (other notebooks use other seeds)
 ANIMATE_NOUNS = ("dog", "cat", "bird", "girl", "boy", "child", "man", "woman")
 ANIMATE = {form for pair in corpus.NOUNS if pair[0] in ANIMATE_NOUNS for form in pair}
-VERB_FORMS = {singular: (singular, plural) for singular, plural in
-              corpus.INTRANSITIVE + corpus.TRANSITIVE + [("is", "are")]}
-VERB_FORMS |= {plural: pair for pair in VERB_FORMS.values() for plural in pair[1:]}  # either form -> (singular, plural)
+VERB_FORMS = {form: pair for pair in corpus.INTRANSITIVE + corpus.TRANSITIVE + [("is", "are")]
+              for form in pair}  # either form -> (singular, plural)
 
 
 @dataclass

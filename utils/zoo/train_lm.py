@@ -11,6 +11,7 @@ utils/zoo/training.py's, shared with the pointer models. Always run with OMP_NUM
 from __future__ import annotations
 
 import random
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -114,20 +115,28 @@ def save_attn_only(model, cfg: TrainConfig, out: Path) -> None:
     save_native(model, native_config(cfg), out)
 
 
-# ---------------------------------------------------------------- ioi-lm: GPT-2 (Hugging Face) on utils.ioi
-IOI_EVAL = {split: ioi.prompts(48, split, seed=99) for split in ioi.SPLITS}  # evaluation only: seed 99
-
-
-def ioi_batches(cfg: TrainConfig):
-    """Endless deterministic batches of ioi-lm contexts, [batch, n_ctx]."""
+# ---------------------------------------------------------------- ioi-lm and facts-lm: GPT-2 (Hugging Face) on a world
+# A world is a module with its own language (utils.ioi, utils.facts): token_ids(), context(rng, n_ctx, weights,
+# p_random) and encode(words, n_ctx).
+def world_batches(world, cfg: TrainConfig):
+    """Endless deterministic batches of one world's contexts, [batch, n_ctx]."""
     rng, weights = random.Random(cfg.seed), dict(cfg.data["doc_weights"])
     while True:
-        yield torch.tensor([ioi.encode(ioi.context(rng, cfg.n_ctx, weights, cfg.data["p_random"]), cfg.n_ctx)
+        yield torch.tensor([world.encode(world.context(rng, cfg.n_ctx, weights, cfg.data["p_random"]), cfg.n_ctx)
                             for _ in range(cfg.batch)])
 
 
-def build_ioi_lm(cfg: TrainConfig, out: Path | None = None):
-    return build_course_lm(cfg, out, vocab_size=len(ioi.token_ids()))
+def build_world_lm(world, cfg: TrainConfig, out: Path | None = None):
+    return build_course_lm(cfg, out, vocab_size=len(world.token_ids()))
+
+
+def save_world_lm(world, model, cfg: TrainConfig, out: Path) -> None:
+    model.save_pretrained(str(out))
+    save_tokenizer(out, build_tokenizer(world.token_ids()))
+
+
+IOI_EVAL = {split: ioi.prompts(48, split, seed=99) for split in ioi.SPLITS}  # evaluation only: seed 99
+FACTS_EVAL = {split: facts.prompts(48, split, seed=99) for split in facts.SPLITS}
 
 
 def evaluate_ioi(model, cfg: TrainConfig, step: int) -> dict:
@@ -140,35 +149,9 @@ def evaluate_ioi(model, cfg: TrainConfig, step: int) -> dict:
     return out
 
 
-def save_ioi_lm(model, cfg: TrainConfig, out: Path) -> None:
-    model.save_pretrained(str(out))
-    save_tokenizer(out, build_tokenizer(ioi.token_ids()))
-
-
-# ---------------------------------------------------------------- facts-lm: GPT-2 (Hugging Face) on utils.facts
-FACTS_EVAL = {split: facts.prompts(48, split, seed=99) for split in facts.SPLITS}  # evaluation only: seed 99
-
-
-def facts_batches(cfg: TrainConfig):
-    """Endless deterministic batches of facts-lm contexts, [batch, n_ctx]."""
-    rng, weights = random.Random(cfg.seed), dict(cfg.data["doc_weights"])
-    while True:
-        yield torch.tensor([facts.encode(facts.context(rng, cfg.n_ctx, weights, cfg.data["p_random"]), cfg.n_ctx)
-                            for _ in range(cfg.batch)])
-
-
-def build_facts_lm(cfg: TrainConfig, out: Path | None = None):
-    return build_course_lm(cfg, out, vocab_size=len(facts.token_ids()))
-
-
 def evaluate_facts(model, cfg: TrainConfig, step: int) -> dict:
     """Top-1 recall of the attribute on each split (48 prompts each), in the HF model (no bridge)."""
     return {split.replace(" ", "_"): round(facts.recall(model, batch), 3) for split, batch in FACTS_EVAL.items()}
-
-
-def save_facts_lm(model, cfg: TrainConfig, out: Path) -> None:
-    model.save_pretrained(str(out))
-    save_tokenizer(out, build_tokenizer(facts.token_ids()))
 
 
 COURSE_LM = Recipe("course-lm", COURSE_LM_CONFIG, build=build_course_lm, batches=batches,
@@ -177,11 +160,12 @@ COURSE_LM = Recipe("course-lm", COURSE_LM_CONFIG, build=build_course_lm, batches
 ATTN_ONLY_2L = Recipe("attn-only-2l", ATTN_ONLY_2L_CONFIG, build=build_attn_only, batches=batches,
                       loss=lambda model, tokens: lm_loss(model(tokens, return_type="logits"), tokens),
                       save=save_attn_only, snapshot=save_checkpoint, smoke=TINY)
-IOI_LM = Recipe("ioi-lm", IOI_LM_CONFIG, build=build_ioi_lm, batches=ioi_batches,
-                loss=lambda model, tokens: lm_loss(model(tokens).logits, tokens), save=save_ioi_lm,
+IOI_LM = Recipe("ioi-lm", IOI_LM_CONFIG, build=partial(build_world_lm, ioi), batches=partial(world_batches, ioi),
+                loss=lambda model, tokens: lm_loss(model(tokens).logits, tokens), save=partial(save_world_lm, ioi),
                 evaluate=evaluate_ioi, smoke={**TINY, "d_mlp": 4 * TINY["d_model"]})
-FACTS_LM = Recipe("facts-lm", FACTS_LM_CONFIG, build=build_facts_lm, batches=facts_batches,
-                  loss=lambda model, tokens: lm_loss(model(tokens).logits, tokens), save=save_facts_lm,
+FACTS_LM = Recipe("facts-lm", FACTS_LM_CONFIG, build=partial(build_world_lm, facts),
+                  batches=partial(world_batches, facts), loss=lambda model, tokens: lm_loss(model(tokens).logits, tokens),
+                  save=partial(save_world_lm, facts),
                   evaluate=evaluate_facts, smoke={**TINY, "d_mlp": 4 * TINY["d_model"]})
 RECIPES = {r.name: r for r in (COURSE_LM, ATTN_ONLY_2L, IOI_LM, FACTS_LM)}
 
