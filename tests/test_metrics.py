@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from utils import corpus, pointer
-from utils.analysis import causal_trace, metrics
+from utils import tracing
+from utils.analysis import metrics
 from utils.models import build_native
 
 HALF = 5  # len(r) in [BOS] + r + r
@@ -196,7 +197,7 @@ ANSWER = 17
 
 
 def test_zero_noise_scores_the_clean_run(random_lm):
-    result = causal_trace.trace(random_lm, TOKENS, SPAN, ANSWER, noise_std=0.0, samples=3)
+    result = tracing.trace(random_lm, TOKENS, SPAN, ANSWER, noise_std=0.0, samples=3)
     clean = random_lm(TOKENS[None])[0, -1].softmax(-1)[ANSWER].item()
     assert result.high == pytest.approx(clean, abs=1e-5)
     assert result.low == pytest.approx(result.high, abs=1e-6)
@@ -204,7 +205,7 @@ def test_zero_noise_scores_the_clean_run(random_lm):
 
 
 def test_restoration_identities(random_lm):
-    result = causal_trace.trace(random_lm, TOKENS, SPAN, ANSWER, noise_std=1.0, samples=4)
+    result = tracing.trace(random_lm, TOKENS, SPAN, ANSWER, noise_std=1.0, samples=4)
     assert result.scores.shape == (len(TOKENS), 3)
     assert abs(result.high - result.low) > 1e-4  # the noise does something
     assert result.scores[-1, -1].item() == pytest.approx(result.high, abs=1e-6)  # last token, last layer
@@ -214,9 +215,9 @@ def test_restoration_identities(random_lm):
 
 def test_sites_share_one_noise_draw(random_lm):
     sites = [(0, 0), (SPAN[0], 1), (len(TOKENS) - 1, 2)]
-    together, low, high = causal_trace.trace_sites(random_lm, TOKENS, SPAN, ANSWER, sites, noise_std=1.0, samples=4)
+    together, low, high = tracing.trace_sites(random_lm, TOKENS, SPAN, ANSWER, sites, noise_std=1.0, samples=4)
     for i, site in enumerate(sites):
-        alone, low_alone, _ = causal_trace.trace_sites(random_lm, TOKENS, SPAN, ANSWER, [site], 1.0, samples=4)
+        alone, low_alone, _ = tracing.trace_sites(random_lm, TOKENS, SPAN, ANSWER, [site], 1.0, samples=4)
         assert alone.item() == pytest.approx(together[i].item(), abs=1e-6)
         assert low_alone == pytest.approx(low, abs=1e-6)
 
@@ -227,7 +228,7 @@ def test_component_restoration_identities(random_lm):
     n_layers, last = random_lm.cfg.n_layers, len(TOKENS) - 1
     every_attn = ("attn", last, 1)  # window 3 centred on layer 1: layers 0-2, all of them
     every_mlp = ("mlp", last, tuple(range(n_layers)))
-    scores, low, high = causal_trace.trace_sites(random_lm, TOKENS, SPAN, ANSWER, [every_attn, every_mlp],
+    scores, low, high = tracing.trace_sites(random_lm, TOKENS, SPAN, ANSWER, [every_attn, every_mlp],
                                                  noise_std=1.0, samples=4, window=3)
     assert abs(high - low) > 1e-4
     assert scores[0].item() == pytest.approx(high, abs=1e-6)
@@ -235,29 +236,29 @@ def test_component_restoration_identities(random_lm):
 
 
 def test_window_layers_are_centred_and_clipped():
-    assert list(causal_trace.window_layers(2, 3, 6)) == [1, 2, 3]
-    assert list(causal_trace.window_layers(0, 3, 6)) == [0, 1]
-    assert list(causal_trace.window_layers(5, 3, 6)) == [4, 5]
-    assert list(causal_trace.window_layers(3, 1, 6)) == [3]
+    assert list(tracing.window_layers(2, 3, 6)) == [1, 2, 3]
+    assert list(tracing.window_layers(0, 3, 6)) == [0, 1]
+    assert list(tracing.window_layers(5, 3, 6)) == [4, 5]
+    assert list(tracing.window_layers(3, 1, 6)) == [3]
 
 
 def test_window_site_equals_its_layers_as_a_tuple(random_lm):
-    windowed, *_ = causal_trace.trace_sites(random_lm, TOKENS, SPAN, ANSWER, [("mlp", 5, 1)], 1.0, 4, window=3)
-    explicit, *_ = causal_trace.trace_sites(random_lm, TOKENS, SPAN, ANSWER, [("mlp", 5, (0, 1, 2))], 1.0, 4)
+    windowed, *_ = tracing.trace_sites(random_lm, TOKENS, SPAN, ANSWER, [("mlp", 5, 1)], 1.0, 4, window=3)
+    explicit, *_ = tracing.trace_sites(random_lm, TOKENS, SPAN, ANSWER, [("mlp", 5, (0, 1, 2))], 1.0, 4)
     assert windowed.item() == pytest.approx(explicit.item(), abs=1e-7)
 
 
 def test_token_classes_follow_rome():
-    assert causal_trace.token_classes((3, 6), 10) == {
+    assert tracing.token_classes((3, 6), 10) == {
         "first subject": [3], "middle subject": [4], "last subject": [5], "first subsequent": [6],
         "further": [7, 8], "last": [9]}
-    one_token = causal_trace.token_classes((1, 2), 4)
+    one_token = tracing.token_classes((1, 2), 4)
     assert "first subject" not in one_token and one_token["last subject"] == [1]
 
 
 def test_estimate_is_a_student_t_interval():
     rows = [torch.tensor([1.0, 0.0]), torch.tensor([2.0, 0.0]), torch.tensor([4.0, 0.0])]
-    e = causal_trace.estimate(rows)
+    e = tracing.estimate(rows)
     mean, sd = 7 / 3, math.sqrt(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2 + (4 - 7 / 3) ** 2) / 2)
     half = 4.302652729911275 * sd / math.sqrt(3)  # t(0.975, 2 degrees of freedom), from a table
     assert e.at(0) == pytest.approx((mean, mean - half, mean + half), rel=1e-5)
@@ -267,20 +268,20 @@ def test_estimate_is_a_student_t_interval():
 def test_every_fact_gets_its_own_noise(random_lm, monkeypatch):
     """ROME's code re-seeds for every call, so facts share one draw; summarize must not."""
     lows = []
-    real = causal_trace.fact_fractions
+    real = tracing.fact_fractions
 
     def spy(*args, **kwargs):
         table, split, low, high = real(*args, **kwargs)
         lows.append(low)
         return table, split, low, high
 
-    monkeypatch.setattr(causal_trace, "fact_fractions", spy)
-    monkeypatch.setattr(causal_trace, "recalled", lambda model, prompts: torch.ones(len(prompts), dtype=torch.bool))
-    monkeypatch.setattr(causal_trace, "word_token", lambda model, word: ANSWER)
-    monkeypatch.setattr(causal_trace, "subject_embedding_std", lambda model, subjects: 1.0)
+    monkeypatch.setattr(tracing, "fact_fractions", spy)
+    monkeypatch.setattr(tracing, "recalled", lambda model, prompts: torch.ones(len(prompts), dtype=torch.bool))
+    monkeypatch.setattr(tracing, "word_token", lambda model, word: ANSWER)
+    monkeypatch.setattr(tracing, "subject_embedding_std", lambda model, subjects: 1.0)
     monkeypatch.setattr(random_lm, "to_tokens", lambda text: TOKENS[None], raising=False)
     same = SimpleNamespace(text="x", subject="s", subject_span=SPAN, answer="a")
-    summary = causal_trace.summarize(random_lm, [same, same, same], n_facts=3, samples=2, kinds=("resid",))
+    summary = tracing.summarize(random_lm, [same, same, same], n_facts=3, samples=2, kinds=("resid",))
     assert summary.n_facts == 3 and len(set(lows)) == 3, lows
     assert summary.low_range == (min(lows), max(lows))
 
@@ -294,7 +295,7 @@ def test_subject_embedding_std_pools_every_coordinate(biased_lm):
     model.load_state_dict(state)
     # values 1, 2, 3, each d times: mean 2, unbiased variance (d + 0 + d) / (3d - 1)
     expected = math.sqrt(2 * d / (3 * d - 1))
-    assert causal_trace.subject_embedding_std(model, ["mary john", "tom"]) == pytest.approx(expected, rel=1e-5)
+    assert tracing.subject_embedding_std(model, ["mary john", "tom"]) == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize("seed", range(5))

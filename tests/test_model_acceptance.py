@@ -9,7 +9,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from utils import corpus, ioi, pointer  # noqa: E402
-from utils.analysis import causal_trace, metrics  # noqa: E402
+from utils import tracing
+from utils.analysis import metrics  # noqa: E402
 from utils.zoo import model_card  # noqa: E402
 from utils.models import MODELS_DIR, list_checkpoints, load_model  # noqa: E402
 
@@ -138,8 +139,8 @@ def test_course_lm_sinks_on_random_words_at_full_length(sinks):
 
 
 @pytest.fixture(scope="module")
-def trace_summary(course_lm) -> causal_trace.TraceSummary:
-    return causal_trace.summarize(course_lm, corpus.fact_prompts(seed=0), n_facts=100, samples=5, kinds=("resid", "attn"))
+def trace_summary(course_lm) -> tracing.TraceSummary:
+    return tracing.summarize(course_lm, corpus.fact_prompts(seed=0), n_facts=100, samples=5, kinds=("resid", "attn"))
 
 
 @pytest.mark.xfail(strict=True, reason="measured: restoring the last subject token recovers at most 0.45 "

@@ -12,7 +12,6 @@ of utils.corpus.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -20,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from utils import pointer
+from utils.tracing import final_logits, recalled, word_token  # noqa: F401 (re-exported)
 
 
 # ---------------------------------------------------------------- attention patterns
@@ -154,27 +154,6 @@ def mean_loss(model, tokens: torch.Tensor, ignore_index: int | None = None) -> f
 # ---------------------------------------------------------------- prompts with answers
 
 
-def word_token(model, word: str) -> int:
-    """The token id of `word` as it follows a space (its first token if it splits)."""
-    return model.to_tokens(" " + word, prepend_bos=False)[0, 0].item()
-
-
-def final_logits(model, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
-    """Logits at the last token of each text (BOS prepended), batching texts of equal length: -> [n, vocab]."""
-    by_length: dict[int, list[tuple[int, torch.Tensor]]] = defaultdict(list)
-    for i, text in enumerate(texts):
-        tokens = model.to_tokens(text)[0]  # [pos]
-        by_length[len(tokens)].append((i, tokens))
-    out = torch.empty(len(texts), model.cfg.d_vocab)
-    with torch.no_grad():
-        for group in by_length.values():
-            for start in range(0, len(group), batch_size):
-                chunk = group[start : start + batch_size]
-                logits = model(torch.stack([t for _, t in chunk]))[:, -1]  # [b, vocab]
-                out[[i for i, _ in chunk]] = logits.float()
-    return out
-
-
 @dataclass(frozen=True)
 class IOIResult:
     """Top-1 accuracy (argmax is the indirect object) and mean logit(IO) - logit(S)."""
@@ -191,13 +170,6 @@ def ioi_scores(model, prompts: Sequence) -> IOIResult:
     rows = torch.arange(len(prompts))
     diff = logits[rows, io] - logits[rows, s]  # [n]
     return IOIResult(top1=(logits.argmax(-1) == io).float().mean().item(), logit_diff=diff.mean().item())
-
-
-def recalled(model, prompts: Sequence) -> torch.Tensor:
-    """Whether the model's top-1 next token is the answer, for prompts with `.text` and `.answer`: -> [n] bool."""
-    logits = final_logits(model, [p.text for p in prompts])  # [n, vocab]
-    answers = torch.tensor([word_token(model, p.answer) for p in prompts])  # [n]
-    return logits.argmax(-1) == answers
 
 
 def fact_recall(model, prompts: Sequence) -> float:

@@ -22,7 +22,8 @@ import time
 import torch
 
 from utils import corpus, ioi, pointer
-from utils.analysis import causal_trace, metrics
+from utils import tracing
+from utils.analysis import metrics
 from utils.models import MODELS_DIR, NATIVE_CONFIG, course_models, list_checkpoints, load_model
 
 README = MODELS_DIR / "README.md"
@@ -116,7 +117,7 @@ def checkpoint_induction(name: str, repeated: torch.Tensor) -> dict[int, float]:
 
 def trace_summary(model, n_facts: int = 100) -> dict:
     """Causal-trace summary over `n_facts` correctly recalled fact prompts, fresh noise per fact, 95 % CIs."""
-    summary = causal_trace.summarize(model, corpus.fact_prompts(seed=SEED), n_facts=n_facts)
+    summary = tracing.summarize(model, corpus.fact_prompts(seed=SEED), n_facts=n_facts)
     as_lists = lambda e: {"mean": e.mean.tolist(), "low": e.low.tolist(), "high": e.high.tolist()}  # noqa: E731
     return {"n_facts": summary.n_facts, "window": summary.window, "mean_low": summary.mean_low,
             "low_range": list(summary.low_range), "mean_high": summary.mean_high,
@@ -373,7 +374,7 @@ def trace_section(t: dict) -> list[str]:
             for kind, classes in by_class.items() for name, e in classes.items()]
     lines += table(["restored, token class"] + [f"L = {layer}" for layer in range(n_layers)], rows)
     split = t["mlp_split"]
-    later = causal_trace.mlp_split_layers(n_layers)[1]
+    later = tracing.mlp_split_layers(n_layers)[1]
     lines += ["", f"MLP restoration at the last subject token: the MLP of layer 0 alone recovers {ci(split, 0)}, the "
               f"MLPs of layers {later[0]} to {later[-1]} together {ci(split, 1)}."]
     return lines

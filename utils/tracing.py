@@ -20,6 +20,7 @@ by token class: first / middle / last subject token, first subsequent token, fur
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -27,7 +28,6 @@ import torch
 from scipy import stats
 from tqdm import tqdm
 
-from utils.analysis.metrics import recalled, word_token
 from utils.seeds import derive_seed
 
 NOISE_SCALE = 3.0  # noise std = NOISE_SCALE x subject_embedding_std (ROME's "s3")
@@ -84,6 +84,37 @@ class TraceSummary:
         return self.by_class["resid"]["last"]
 
 
+# ---------------------------------------------------------------- prompts with answers
+def word_token(model, word: str) -> int:
+    """The token id of `word` as it follows a space (its first token if it splits)."""
+    return model.to_tokens(" " + word, prepend_bos=False)[0, 0].item()
+
+
+def final_logits(model, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+    """Logits at the last token of each text (BOS prepended), batching texts of equal length: -> [n, vocab]."""
+    by_length: dict[int, list[tuple[int, torch.Tensor]]] = defaultdict(list)
+    for i, text in enumerate(texts):
+        tokens = model.to_tokens(text)[0]  # [pos]
+        by_length[len(tokens)].append((i, tokens))
+    out = torch.empty(len(texts), model.cfg.d_vocab)
+    with torch.no_grad():
+        for group in by_length.values():
+            for start in range(0, len(group), batch_size):
+                chunk = group[start : start + batch_size]
+                logits = model(torch.stack([t for _, t in chunk]))[:, -1]  # [b, vocab]
+                out[[i for i, _ in chunk]] = logits.float()
+    return out
+
+
+def recalled(model, prompts: Sequence) -> torch.Tensor:
+    """Whether the model's top-1 next token is the answer, for prompts with `.text` and `.answer`: -> [n] bool."""
+    logits = final_logits(model, [p.text for p in prompts])  # [n, vocab]
+    answers = torch.tensor([word_token(model, p.answer) for p in prompts])  # [n]
+    return logits.argmax(-1) == answers
+
+
+
+# ---------------------------------------------------------------- tracing
 def subject_embedding_std(model, subjects: Sequence[str]) -> float:
     """Std over all coordinates of the token embeddings of `subjects`, each tokenized alone (no BOS)."""
     ids = torch.cat([model.to_tokens(s, prepend_bos=False)[0] for s in subjects])  # [n_tokens]
