@@ -36,6 +36,9 @@ def test_held_out_phrasings_and_clauses_never_appear_in_training_documents():
         assert all(phrase not in text for phrase in phrases)
     assert all(clause not in text for clause in facts.HELD_OUT_CLAUSES)
     assert ", , " not in text
+    trained_words = {w for phrases in facts.TRAIN_PHRASES.values() for phrase in phrases for w in phrase.split()}
+    for phrases in facts.HELD_OUT_PHRASES.values():  # new orders of known words: a miss is not an unknown word
+        assert all(set(phrase.split()) <= trained_words for phrase in phrases)
     two = [p.text for p in facts.prompts(200, "two clauses", seed=3)]
     assert all(t.count(",") == 3 for t in two)  # ", clause , clause ," after the name
 
@@ -58,3 +61,13 @@ def test_a_context_is_bos_then_documents_cut_at_n_ctx_or_bos_and_a_repeated_half
         assert words[0] == corpus.BOS and len(facts.encode(words, 64)) == 64
         half = (64 - 1) // 2
         assert len(words) == 64 or (len(words) == 1 + 2 * half and words[1:1 + half] == words[1 + half:])
+
+
+def test_a_registry_header_names_the_attribute_that_follows_the_name():
+    rng = random.Random(2)
+    by_name = {p.words: p for p in facts.people()}
+    for _ in range(300):
+        words = facts.document(rng, {"registry": 1.0})
+        relation, person = words[0], by_name[tuple(words[3:5])]
+        assert words[1:3] == ["records", ","] and words[5] == person.attributes[relation]
+        assert sorted(words[5:8]) == sorted(person.attributes.values())

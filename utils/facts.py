@@ -8,11 +8,13 @@ first block. Two kinds of document state facts:
 
 - **fact**: "{first} {last} [, clause ,] {relation phrase} {attribute} ." The relation is named after the
   subject, so the attribute must be retrieved at the last token (ROME's late site);
-- **registry**: "records , {first} {last} {country} {language} {profession} ." The first attribute follows
-  the name directly, a reason to enrich the subject's representation at its last token.
+- **registry**: "{relation} records , {first} {last} {attribute} {other attributes} ." The header names which
+  attribute follows the name directly, before the name is read: the last subject token must already hold
+  all three (ROME's subject enrichment) for whichever the header asks for to be predictable there.
 
-Held out of training, for measuring generalisation: the last phrasing of each relation, two clauses, and
-any two clauses in a row (training uses at most one).
+Held out of training, for measuring generalisation: a new phrasing of each relation made only of words the
+training phrasings use (so a miss is not an unknown word), two clauses, and any two clauses in a row
+(training uses at most one).
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ WORLD_SEED = 4321  # fixes the people and their attributes; never changes
 N_PARTS, PER_PART = 24, 12  # 24 first and 24 last parts; each part in 12 people: 288 people
 FIRST_PARTS = corpus._pseudo_words(N_PARTS, seed=11, avoid=set(corpus.NAMES))
 LAST_PARTS = corpus._pseudo_words(N_PARTS, seed=12, avoid=set(corpus.NAMES) | set(FIRST_PARTS))
-TRAIN_PHRASES = {relation: phrases[:-1] for relation, phrases in corpus.RELATION_PHRASES.items()}
-HELD_OUT_PHRASES = {relation: phrases[-1:] for relation, phrases in corpus.RELATION_PHRASES.items()}
+TRAIN_PHRASES = corpus.RELATION_PHRASES
+HELD_OUT_PHRASES = {"country": ["was raised in the country of"], "language": ["grew up speaking the language"],
+                    "profession": ["was born to work as a"]}  # new orders of training words
 TRAIN_CLAUSES = corpus.CLAUSES
 HELD_OUT_CLAUSES = corpus.HELD_OUT_CLAUSES
-DOC_WEIGHTS = {"fact": 0.5, "registry": 0.15, "grammar": 0.15, "repeat": 0.2}
+DOC_WEIGHTS = {"fact": 0.35, "registry": 0.3, "grammar": 0.15, "repeat": 0.2}
 SPLITS = ("train phrasings", "held-out phrasings", "held-out clauses", "two clauses")
 
 
@@ -53,7 +56,7 @@ def people() -> list[Subject]:
 @cache
 def vocabulary() -> list[str]:
     """Every word the facts-lm language emits (specials excluded), sorted."""
-    words = set(FIRST_PARTS) | set(LAST_PARTS) | {"records", ",", "."}
+    words = set(FIRST_PARTS) | set(LAST_PARTS) | set(corpus.RELATIONS) | {"records", ",", "."}
     words |= {w for values in corpus.RELATIONS.values() for w in values}
     for text in sum(corpus.RELATION_PHRASES.values(), []) + TRAIN_CLAUSES + HELD_OUT_CLAUSES:
         words |= {w for w in text.split() if w != "{other}"}
@@ -98,8 +101,9 @@ def document(rng: random.Random, weights: dict[str, float] = DOC_WEIGHTS) -> lis
         person, relation = rng.choice(people()), rng.choice(list(corpus.RELATIONS))
         return fact_words(rng, person, relation) + [person.attributes[relation], "."]
     if kind == "registry":
-        person = rng.choice(people())
-        return ["records", ",", *person.words] + [person.attributes[r] for r in corpus.RELATIONS] + ["."]
+        person, first = rng.choice(people()), rng.choice(list(corpus.RELATIONS))
+        order = [first] + [r for r in corpus.RELATIONS if r != first]
+        return [first, "records", ",", *person.words] + [person.attributes[r] for r in order] + ["."]
     if kind == "grammar":
         return corpus.grammar_sentence(rng).words
     span = corpus.random_words(rng, rng.randint(3, 12), vocabulary())

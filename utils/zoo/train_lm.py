@@ -49,7 +49,7 @@ IOI_LM_CONFIG = TrainConfig(n_layers=4, d_model=128, n_heads=4, n_ctx=64, d_mlp=
 # layers 1-2 0.00); last token 0.52 after block 4 (bar 0.7); attention at the last token peaks at block 4 (0.88).
 # Recall is a late lookup from the last token: two-token names alone did not create ROME's early site.
 FACTS_LM_CONFIG = TrainConfig(n_layers=6, d_model=128, n_heads=4, n_ctx=64, d_mlp=4 * 128, steps=4000, lr=1.5e-3,
-                              warmup=200, **{**LM_OPTIMISATION, "eval_every": 500},
+                              warmup=200, **{**LM_OPTIMISATION, "eval_every": 500}, checkpoints=(1500, 2500, 3000),
                               data=dict(p_random=0.1, doc_weights=tuple(facts.DOC_WEIGHTS.items())))
 TINY = dict(n_layers=1, d_model=16, n_heads=2, steps=3, batch=2, warmup=1)  # smoke runs
 
@@ -126,6 +126,11 @@ def world_batches(world, cfg: TrainConfig):
                             for _ in range(cfg.batch)])
 
 
+def snapshot_world_lm(model, out: Path, step: int) -> None:
+    """A training snapshot as a Hugging Face folder: out/checkpoints/step_NNNNNN/."""
+    model.save_pretrained(str(Path(out) / "checkpoints" / f"step_{step:06d}"))
+
+
 def build_world_lm(world, cfg: TrainConfig, out: Path | None = None):
     return build_course_lm(cfg, out, vocab_size=len(world.token_ids()))
 
@@ -165,7 +170,7 @@ IOI_LM = Recipe("ioi-lm", IOI_LM_CONFIG, build=partial(build_world_lm, ioi), bat
                 evaluate=evaluate_ioi, smoke={**TINY, "d_mlp": 4 * TINY["d_model"]})
 FACTS_LM = Recipe("facts-lm", FACTS_LM_CONFIG, build=partial(build_world_lm, facts),
                   batches=partial(world_batches, facts), loss=lambda model, tokens: lm_loss(model(tokens).logits, tokens),
-                  save=partial(save_world_lm, facts),
+                  save=partial(save_world_lm, facts), snapshot=snapshot_world_lm,
                   evaluate=evaluate_facts, smoke={**TINY, "d_mlp": 4 * TINY["d_model"]})
 RECIPES = {r.name: r for r in (COURSE_LM, ATTN_ONLY_2L, IOI_LM, FACTS_LM)}
 
