@@ -103,7 +103,7 @@ def cases(books: Notebooks) -> dict[str, tuple[Callable[[], bytes], Expected]]:
         return [i for i in all_00 if i not in exercise_ids]
 
     for k in range(1, 6):  # distinct files: each is graded, none is a copy of another
-        add(f"correct{k}", lambda k=k: _with_comment(books.correct(ORIENTATION), f"student {k}"), correct=all_00)
+        add(f"correct{k}", lambda k=k: with_comment(books.correct(ORIENTATION), f"student {k}"), correct=all_00)
     add("partly_a", lambda: books.with_answers(ORIENTATION, {"00.1": books.solution(ORIENTATION, "00.1"),
                                                            "00.3": books.solution(ORIENTATION, "00.3"), "00.4": WRONG_00["00.4"]}),
         correct=["00.1", "00.3"])
@@ -229,7 +229,7 @@ def _copied(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return duplicate
 
 
-def _with_comment(notebook: nbformat.NotebookNode, text: str) -> nbformat.NotebookNode:
+def with_comment(notebook: nbformat.NotebookNode, text: str) -> nbformat.NotebookNode:
     cell = next(c for c in notebook.cells if c.cell_type == "code" and c.get("metadata", {}).get("exercise"))
     cell.source = f"# {text}\n" + cell.source
     return notebook
@@ -237,6 +237,11 @@ def _with_comment(notebook: nbformat.NotebookNode, text: str) -> nbformat.Notebo
 
 def _bytes(notebook: nbformat.NotebookNode | bytes) -> bytes:
     return notebook if isinstance(notebook, bytes) else nbformat.writes(notebook).encode()
+
+
+def case_names(books: Notebooks | None = None) -> list[str]:
+    """The file name of every case, sorted."""
+    return sorted(cases(books or Notebooks()))
 
 
 def write_class(folder: Path, books: Notebooks | None = None) -> dict[str, Expected]:

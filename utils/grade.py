@@ -47,7 +47,9 @@ from utils.grading.scan import scan
 from utils.grading.zygote import Zygote, ZygoteDied
 
 DEFAULTS = {"timeout": 300.0, "memory_mb": 4096, "cpu_s": 600, "processes": 32}
-UNREADABLE = ["solutions", "utils/reference", "tests", ".git"]  # what the learner's code may not read of the course
+# What the learner's code may not read of the course, and the flag trying raises.
+UNREADABLE = {"solutions": "reads_course_files", "utils/reference": "imports_reference", "tests": "reads_course_files",
+              ".git": "reads_course_files"}
 
 
 @dataclass
@@ -71,7 +73,7 @@ class Settings:
     memory_mb: int
     cpu_s: int
     seed: str
-    unreadable: list[str]
+    unreadable: dict[str, str]  # path -> the flag reading it raises
 
     def public(self) -> dict:
         """What the report records (never the seed)."""
@@ -181,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(everything)} submissions: {len(everything) - len(todo)} already graded, {len(todo)} to grade"
           f" ({args.jobs} at a time)", flush=True)
     settings = Settings(args.timeout, args.memory_mb, args.cpu_s, seed,
-                        [str(ROOT / p) for p in UNREADABLE] + [str(folder), str(store.path)])
+                        {**{str(ROOT / p): flag for p, flag in UNREADABLE.items()},
+                         str(folder): "reads_course_files", str(store.path): "reads_course_files"})
     try:
         _grade_all(list(todo.values()), store, unstored, settings, args, out)
     finally:
@@ -195,7 +198,7 @@ def _grade_all(todo: list[Submission], store: ResultStore, unstored: dict[str, R
                out: Path) -> None:
     runnable = sorted({s.master.name for s in todo if not s.problem})
     workroot = Path(tempfile.mkdtemp(prefix="course-grade-"))
-    settings.unreadable.append(str(workroot))
+    settings.unreadable[str(workroot)] = "reads_course_files"  # other submissions' working copies
     sandbox = _Sandbox(runnable, settings.seed, out.with_suffix(".zygote.log"))
     done = 0
     try:

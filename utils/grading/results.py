@@ -187,6 +187,9 @@ class ResultStore:
         for record in _json_lines(path):
             if "key" in record and "result" in record:
                 self.results[record["key"]] = Result.from_dict(record["result"])
+        if path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+            with open(path, "a") as file:  # a line cut short by a kill: the next row starts on a line of its own
+                file.write("\n")
 
     def __contains__(self, key: str) -> bool:
         return key in self.results

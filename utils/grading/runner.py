@@ -74,8 +74,9 @@ def _run(request: dict, seed: str, parent: int) -> int:
     output = _CappedOutput(paths["output"], OUTPUT_LIMIT)
     _enter_working_copy(paths, output)
     shell = _make_shell()
-    guard = Guard(Policy(paths["work"], [*map(Path, request["unreadable"]), paths["secure"]]),
+    guard = Guard(Policy(paths["work"], {**request["unreadable"], str(paths["secure"]): "touches_verdict_log"}),
                   Evidence(paths["evidence"]), seed)
+    _reference_never_cached()
     watched = Watched()
     _set_limits(request["limits"])
     guard.install()
@@ -156,6 +157,25 @@ def _make_shell():
     config = Config()
     config.HistoryManager.enabled = False
     return InteractiveShell.instance(config=config)
+
+
+def _reference_never_cached() -> None:
+    """The checker imports the reference solutions afresh each time and leaves no module behind.
+
+    Otherwise utils.reference would sit in sys.modules while the learner's function runs inside a check,
+    and an `importlib.import_module` there would return it without passing the audit hook.
+    """
+    from utils import checking
+
+    cached = checking.reference_function
+
+    def reference_function(spec):
+        try:
+            return cached(spec)
+        finally:
+            forget_reference()
+
+    checking.reference_function = reference_function
 
 
 # --- steps ------------------------------------------------------------------------------------------

@@ -17,6 +17,10 @@ Python), and the sandbox adds what it saw at run time (utils/grading/guard.py) u
 | introspection | walks frames, globals, closures, sys.modules or the garbage collector; runs dynamic code; uses ctypes |
 | network | imports a network module |
 | subprocess | starts processes (subprocess, os.system, os.fork, shell escapes, ...) |
+
+and three that only the sandbox reports: `writes_outside` (a write outside the working copy),
+`reads_course_files` (a read of the solutions, tests, git history, submissions or grading folders) and
+`sandbox_escape` (changing a resource limit, signalling another process).
 """
 
 from __future__ import annotations

@@ -130,6 +130,7 @@ class _Child:
 
 def main(notebooks: list[str]) -> int:
     os.environ.update(ZYGOTE_ENV)
+    print(f"zygote {os.getpid()}: warming {', '.join(notebooks)}", file=sys.stderr, flush=True)
     lines = _Lines(sys.stdin.fileno())
     seed = json.loads(lines.next(block=True) or "{}").get("seed", "")
     _warm(notebooks)
