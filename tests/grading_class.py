@@ -30,11 +30,13 @@ ORIENTATION, PATTERNS = "00_orientation", "01_attention_patterns"
 OUTSIDE_FILE = Path("/tmp/course_grading_written_outside.txt")  # the write-outside case tries this,
 LEARNER_MODULE = "written_by_a_learner.py"  # and this, beside utils/__init__.py
 WRONG_00 = {
-    "00.1": "def per_token_loss(logits, tokens):\n    return logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None]).squeeze(-1)",
+    "00.1": ("def per_token_loss(logits, tokens):\n"
+             "    return logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None]).squeeze(-1)"),
     "00.2": ("def attention_pattern(q, k):\n    scores = torch.einsum('bqhd,bkhd->bhqk', q, k)\n"
              "    future = torch.ones(scores.shape[-2:], dtype=torch.bool).triu(diagonal=1)\n"
              "    return scores.masked_fill(future, float('-inf')).softmax(-1)"),
-    "00.3": "def residual_at(cache, layer, pos):\n    return cache['resid_post', min(layer, cache.model.cfg.n_layers - 1)][:, pos]",
+    "00.3": ("def residual_at(cache, layer, pos):\n"
+             "    return cache['resid_post', min(layer, cache.model.cfg.n_layers - 1)][:, pos]"),
     "00.4": ("def head_ablation_effect(model, tokens, layer, head):\n"
              "    def zero(z, hook):\n        z[:, :, head] = 0.0\n        return z\n"
              "    clean = model(tokens, return_type='loss')\n"
@@ -78,12 +80,13 @@ class Notebooks:
             notebook.cells[self.slot(name, exercise_id)].source = source
         return notebook
 
-    def correct(self, name: str, extra: dict[str, str] | None = None) -> nbformat.NotebookNode:
-        """Every answer correct; `extra` appends code to the answer cells it names."""
+    def correct(self, name: str, extra: dict[str, str] | None = None,
+                instead: dict[str, str] | None = None) -> nbformat.NotebookNode:
+        """Every answer correct, except those `instead` replaces; `extra` appends code to the answer cells it names."""
         answers = {d.id: self.solution(name, d.id) for d in self.masters[name].declarations}
         for exercise_id, code in (extra or {}).items():
             answers[exercise_id] += "\n\n" + code
-        return self.with_answers(name, answers)
+        return self.with_answers(name, {**answers, **(instead or {})})
 
 
 def ids(master: Master) -> list[str]:
@@ -96,79 +99,86 @@ def cases(books: Notebooks) -> dict[str, tuple[Callable[[], bytes], Expected]]:
     found: dict[str, tuple[Callable[[], bytes], Expected]] = {}
 
     def add(student: str, make: Callable[[], nbformat.NotebookNode | bytes], notebook: str = ORIENTATION, **expected):
-        name = f"{student}_{notebook}.ipynb"
-        found[name] = (lambda: _bytes(make()), Expected(notebook, **expected))
+        found[f"{student}_{notebook}.ipynb"] = (lambda: _bytes(make()), Expected(notebook, **expected))
 
     def but(*exercise_ids: str) -> list[str]:
         return [i for i in all_00 if i not in exercise_ids]
 
+    def solved(*exercise_ids: str) -> dict[str, str]:
+        return {i: books.solution(ORIENTATION, i) for i in exercise_ids}
+
+    def appended(exercise_id: str, code: str) -> Callable[[], nbformat.NotebookNode]:
+        return lambda: books.correct(ORIENTATION, extra={exercise_id: code})
+
+    def instead(exercise_id: str, code: str) -> Callable[[], nbformat.NotebookNode]:
+        return lambda: books.correct(ORIENTATION, instead={exercise_id: code})
+
+    def only(answers: dict[str, str]) -> Callable[[], nbformat.NotebookNode]:
+        return lambda: books.with_answers(ORIENTATION, answers)
+
     for k in range(1, 6):  # distinct files: each is graded, none is a copy of another
         add(f"correct{k}", lambda k=k: with_comment(books.correct(ORIENTATION), f"student {k}"), correct=all_00)
-    add("partly_a", lambda: books.with_answers(ORIENTATION, {"00.1": books.solution(ORIENTATION, "00.1"),
-                                                           "00.3": books.solution(ORIENTATION, "00.3"), "00.4": WRONG_00["00.4"]}),
-        correct=["00.1", "00.3"])
-    add("partly_b", lambda: books.with_answers(ORIENTATION, {"00.1": WRONG_00["00.1"], "00.2": books.solution(ORIENTATION, "00.2"),
-                                                           "00.4": books.solution(ORIENTATION, "00.4")}),
-        correct=["00.2", "00.4"])
+    add("partly_a", only(solved("00.1", "00.3") | {"00.4": WRONG_00["00.4"]}), correct=["00.1", "00.3"])
+    add("partly_b", only(solved("00.2", "00.4") | {"00.1": WRONG_00["00.1"]}), correct=["00.2", "00.4"])
     add("stubs", lambda: books.released(ORIENTATION))
-    add("hang_top_level", lambda: books.correct(ORIENTATION, {"00.4": "while True:\n    pass"}),
-        correct=all_00, unreached=["00.4"], status="incomplete", reason="timed out")
-    add("hang_in_function", lambda: books.correct(ORIENTATION, {"00.2": "def attention_pattern(q, k):\n    while True:\n        pass"}),
+    add("hang_top_level", appended("00.4", "while True:\n    pass"), correct=all_00, unreached=["00.4"],
+        status="incomplete", reason="timed out")
+    add("hang_in_function", appended("00.2", "def attention_pattern(q, k):\n    while True:\n        pass"),
         correct=but("00.2"))
-    add("memory_bomb", lambda: books.correct(ORIENTATION, {"00.3": "ballast = bytearray(3 * 10 ** 9)"}), correct=all_00)
-    add("memory_bomb_in_function", lambda: books.correct(ORIENTATION, {"00.4": _MEMORY_GROWTH}), correct=but("00.4"))
-    add("exception", lambda: _exception_case(books), correct=["00.3", "00.4"])
-    add("tampered_checker", lambda: books.with_answers(ORIENTATION, {
-        "00.1": books.released(ORIENTATION).cells[books.slot(ORIENTATION, "00.1")].source
-        + "\n\ncheck = lambda exercise_id, fn: fn\n\ndef run_check(*args, **kwargs):\n    return None",
-        "00.3": books.solution(ORIENTATION, "00.3")}), correct=["00.3"], flags=["redefines_check"])
-    add("patched_comparisons", lambda: books.correct(ORIENTATION, {"00.2": WRONG_00["00.2"] + "\n\n" + _PATCHES}),
-        correct=but("00.2"), flags=["patches_checker"])
-    add("reference_import", lambda: books.with_answers(ORIENTATION, {
-        "00.1": books.solution(ORIENTATION, "00.1"), "00.3": books.solution(ORIENTATION, "00.3"),
-        "00.2": "from utils.reference.nb00 import attention_pattern as _reference\n\ndef attention_pattern(q, k):\n"
-                "    return _reference(q, k)",
-        "00.4": "import importlib\n\ndef head_ablation_effect(model, tokens, layer, head):\n"
-                "    return importlib.import_module('utils.reference.nb00').head_ablation_effect(model, tokens, layer, head)"}),
+    add("memory_bomb", appended("00.3", "ballast = bytearray(3 * 10 ** 9)"), correct=all_00)
+    add("memory_bomb_in_function", appended("00.4", _MEMORY_GROWTH), correct=but("00.4"))
+    add("exception", only(solved("00.3", "00.4") | {
+        "00.1": "raise RuntimeError('not finished')\n\n" + books.solution(ORIENTATION, "00.1"),  # before its def
+        "00.2": "def attention_pattern(q, k):\n    raise ValueError('oops')"}), correct=["00.3", "00.4"])
+    stub_00_1 = books.released(ORIENTATION).cells[books.slot(ORIENTATION, "00.1")].source
+    add("tampered_checker", only(solved("00.3") | {"00.1": stub_00_1 + "\n\n" + _TAMPERED_CHECK}), correct=["00.3"],
+        flags=["redefines_check"])
+    add("patched_comparisons", instead("00.2", WRONG_00["00.2"] + "\n\n" + _PATCHES), correct=but("00.2"),
+        flags=["patches_checker"])
+    add("reference_import", only(solved("00.1", "00.3") | {"00.2": _REFERENCE_IMPORT, "00.4": _REFERENCE_IN_FUNCTION}),
         correct=["00.1", "00.3"], flags=["imports_reference", "introspection"])
-    add("network_call", lambda: books.correct(ORIENTATION, {"00.1": "import socket\nsocket.create_connection(('example.com', 80), timeout=3)"}),
+    add("network_call", appended("00.1", "import socket\nsocket.create_connection(('example.com', 80), timeout=3)"),
         correct=all_00, flags=["network"])
     add("deleted_cells", lambda: _deleted(books), correct=but("00.3"))
     add("reordered_cells", lambda: _reordered(books), correct=all_00)
     add("duplicated_cells", lambda: _duplicated(books, wrong_last=False), correct=all_00)
     add("duplicated_wrong_last", lambda: _duplicated(books, wrong_last=True), correct=but("00.2"))
-    add("renamed_function", lambda: books.with_answers(ORIENTATION, {
-        **{i: books.solution(ORIENTATION, i) for i in all_00},
-        "00.1": books.solution(ORIENTATION, "00.1").replace("def per_token_loss(", "def my_per_token_loss(")}),
-        correct=but("00.1"))
-    add("empty_function", lambda: books.with_answers(ORIENTATION, {
-        **{i: books.solution(ORIENTATION, i) for i in all_00}, "00.3": "def residual_at(cache, layer, pos):\n    pass"}),
-        correct=but("00.3"))
-    add("empty_cell", lambda: books.with_answers(ORIENTATION, {**{i: books.solution(ORIENTATION, i) for i in all_00}, "00.4": ""}),
-        correct=but("00.4"))
-    add("output_flood", lambda: books.correct(ORIENTATION, {"00.1": "for _ in range(200_000):\n    print('x' * 1000)"}),
-        correct=all_00)
-    add("sys_exit", lambda: books.correct(ORIENTATION, {"00.2": "import sys\nsys.exit(1)"}), correct=all_00)
-    add("crash", lambda: books.correct(ORIENTATION, {"00.3": "import faulthandler\nfaulthandler._sigsegv()"}),
-        correct=all_00, unreached=["00.3", "00.4"], status="incomplete", reason="crashed (SIGSEGV)")
-    add("fork_bomb", lambda: books.correct(ORIENTATION, {"00.4": "import os\nwhile True:\n    os.fork()"}),
-        correct=all_00, flags=["subprocess"])
-    add("write_outside", lambda: books.correct(ORIENTATION, {"00.1": _WRITE_OUTSIDE}), correct=all_00, flags=["writes_outside"])
-    add("reads_seed", lambda: books.correct(ORIENTATION, {"00.2": _READ_SEED}), correct=all_00,
-        flags=["reads_environment", "reads_seed"])
-    add("introspection", lambda: books.with_answers(ORIENTATION, {
-        "00.2": "attention_pattern = per_token_loss.__globals__.get('attention_pattern')",
-        "00.3": books.solution(ORIENTATION, "00.3"), "00.4": books.solution(ORIENTATION, "00.4")}),
-        correct=["00.3", "00.4"], flags=["introspection"])
+    renamed = books.solution(ORIENTATION, "00.1").replace("def per_token_loss(", "def my_per_token_loss(")
+    add("renamed_function", instead("00.1", renamed), correct=but("00.1"))
+    add("empty_function", instead("00.3", "def residual_at(cache, layer, pos):\n    pass"), correct=but("00.3"))
+    add("empty_cell", instead("00.4", ""), correct=but("00.4"))
+    add("output_flood", appended("00.1", "for _ in range(200_000):\n    print('x' * 1000)"), correct=all_00)
+    add("sys_exit", appended("00.2", "import sys\nsys.exit(1)"), correct=all_00)
+    add("crash", appended("00.3", "import faulthandler\nfaulthandler._sigsegv()"), correct=all_00,
+        unreached=["00.3", "00.4"], status="incomplete", reason="crashed (SIGSEGV)")
+    add("fork_bomb", appended("00.4", "import os\nwhile True:\n    os.fork()"), correct=all_00, flags=["subprocess"])
+    add("write_outside", appended("00.1", _WRITE_OUTSIDE), correct=all_00, flags=["writes_outside"])
+    add("reads_seed", appended("00.2", _READ_SEED), correct=all_00, flags=["reads_environment", "reads_seed"])
+    add("introspection", only(solved("00.3", "00.4") | {"00.2": _FALLBACK_GLOBALS}), correct=["00.3", "00.4"],
+        flags=["introspection"])
     add("old_nbformat", lambda: nbformat.writes(nbformat.convert(books.correct(ORIENTATION), 3)).encode(), correct=all_00)
     add("malformed_json", lambda: _bytes(books.correct(ORIENTATION))[:-200], status="not graded", reason="not valid JSON")
     add("empty_file", lambda: b"", status="not graded", reason="not valid JSON")
     add("not_a_notebook", lambda: b'{"hello": "world"}', status="not graded", reason="not a notebook")
-    add("other_notebook", lambda: books.released(PATTERNS), status="not graded", reason=f"is notebook {PATTERNS}, not {ORIENTATION}")
+    add("other_notebook", lambda: books.released(PATTERNS), status="not graded",
+        reason=f"is notebook {PATTERNS}, not {ORIENTATION}")
     add("patterns_correct", lambda: books.correct(PATTERNS), notebook=PATTERNS, correct=ids(books.masters[PATTERNS]))
     return found
 
 
+_FALLBACK_GLOBALS = "attention_pattern = per_token_loss.__globals__.get('attention_pattern')"  # 00.1 failed: the reference's
+_TAMPERED_CHECK = """check = lambda exercise_id, fn: fn
+
+def run_check(*args, **kwargs):
+    return None"""
+_REFERENCE_IMPORT = """from utils.reference.nb00 import attention_pattern as _reference
+
+def attention_pattern(q, k):
+    return _reference(q, k)"""
+_REFERENCE_IN_FUNCTION = """import importlib
+
+def head_ablation_effect(model, tokens, layer, head):
+    return importlib.import_module('utils.reference.nb00').head_ablation_effect(model, tokens, layer, head)"""
 _MEMORY_GROWTH = """def head_ablation_effect(model, tokens, layer, head):
     blocks = []
     while True:

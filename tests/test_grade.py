@@ -137,7 +137,8 @@ def test_feedback_gives_each_student_the_verdicts_and_nothing_secret(graded: Gra
     assert files == sorted(graded.rows)
     partly = (folder / "partly_a_00_orientation.md").read_text()
     assert partly.startswith("# 00_orientation: 2 of 6 points")
-    assert "| 00.1 per-token loss | 1 / 1 | 00.1 passed (" in partly and "| 00.2 an attention pattern by hand | 0 / 2 | 00.2 is not implemented yet |" in partly
+    assert "| 00.1 per-token loss | 1 / 1 | 00.1 passed (" in partly
+    assert "| 00.2 an attention pattern by hand | 0 / 2 | 00.2 is not implemented yet |" in partly
     assert "| 00.4 zero-ablate a head with a hook | 0 / 2 | 00.4 failed on " in partly
     everything = "".join(p.read_text() for p in folder.rglob("*.md"))
     assert SEED not in everything and "flag" not in everything.lower()

@@ -109,9 +109,8 @@ def prepare(path: Path, folder: Path, masters: dict[str, Master], seed: str, not
 # --- grading one ------------------------------------------------------------------------------------
 def grade(submission: Submission, sandbox: _Sandbox, settings: Settings, workroot: Path, keep: bool = False):
     """The Result of one submission (a "not graded" one when it cannot run)."""
-    name = (submission.master or submission.expected).name if (submission.master or submission.expected) else ""
     if submission.problem:
-        return not_graded(name, submission.problem, submission.master)
+        return not_graded(submission.master.name if submission.master else "", submission.problem, submission.master)
     answers, notes = restore.find_answers(submission.notebook, submission.master)
     steps = restore.plan(submission.master, answers)
     job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=workroot))
@@ -144,7 +143,7 @@ class _Sandbox:
     def __init__(self, notebooks: list[str], seed: str, log: Path):
         self._notebooks, self._seed, self._log = notebooks, seed, log
         self._zygote: Zygote | None = None
-        self._lock, self._jobs = threading.Lock(), iter(range(1, 10 ** 9))
+        self._lock, self._jobs, self._closed = threading.Lock(), iter(range(1, 10 ** 9)), False
 
     def run(self, request: dict) -> dict:
         for attempt in (1, 2):
@@ -160,11 +159,16 @@ class _Sandbox:
 
     def _current(self) -> Zygote:
         with self._lock:
+            if self._closed:
+                raise ZygoteDied("grading was interrupted")
             if self._zygote is None or not self._zygote.alive:
                 self._zygote = Zygote(self._notebooks, self._seed, self._log)
             return self._zygote
 
     def close(self) -> None:
+        """Stop the zygote, which kills the sandboxes still running (their submissions stay ungraded)."""
+        with self._lock:
+            self._closed = True
         if self._zygote is not None:
             self._zygote.close()
 
@@ -173,6 +177,8 @@ class _Sandbox:
 def run(args: argparse.Namespace) -> int:
     seed = _seed(args.seed)
     masters = load_masters(ROOT)
+    if args.notebook and args.notebook not in masters:
+        raise SystemExit(f"--notebook {args.notebook}: not a notebook of this course ({', '.join(masters)})")
     folder = Path(args.submissions).resolve()
     everything = submissions(folder, masters, seed, args.notebook)
     out = Path(args.out).resolve()
@@ -201,18 +207,18 @@ def _grade_all(todo: list[Submission], store: ResultStore, unstored: dict[str, R
     settings.unreadable[str(workroot)] = "reads_course_files"  # other submissions' working copies
     sandbox = _Sandbox(runnable, settings.seed, out.with_suffix(".zygote.log"))
     done = 0
+    pool = ThreadPoolExecutor(max_workers=max(1, args.jobs))
     try:
-        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            pending: dict[Future, Submission] = {pool.submit(grade, s, sandbox, settings, workroot, args.keep): s
-                                                 for s in todo}
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    submission = pending.pop(future)
-                    done += 1
-                    _record(future, submission, store, unstored, f"{done}/{len(todo)}")
-    finally:
+        pending: dict[Future, Submission] = {pool.submit(grade, s, sandbox, settings, workroot, args.keep): s for s in todo}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                submission = pending.pop(future)
+                done += 1
+                _record(future, submission, store, unstored, f"{done}/{len(todo)}")
+    finally:  # also on Ctrl-C: what is finished is in the store; what runs is stopped, not waited for
         sandbox.close()
+        pool.shutdown(wait=True, cancel_futures=True)
         if args.keep:
             print(f"working folders kept in {workroot}", flush=True)
         else:
