@@ -135,6 +135,7 @@ def cases(books: Notebooks) -> dict[str, tuple[Callable[[], bytes], Expected]]:
         flags=["redefines_check"])
     add("patched_comparisons", instead("00.2", WRONG_00["00.2"] + "\n\n" + _PATCHES), correct=but("00.2"),
         flags=["patches_checker"])
+    add("forged_verdict", instead("00.2", _FORGED_VERDICT), correct=but("00.2"), flags=["patches_checker"])
     add("reference_import", only(solved("00.1", "00.3") | {"00.2": _REFERENCE_IMPORT, "00.4": _REFERENCE_IN_FUNCTION}),
         correct=["00.1", "00.3"], flags=["imports_reference", "introspection"])
     add("network_call", appended("00.1", "import socket\nsocket.create_connection(('example.com', 80), timeout=3)"),
@@ -167,6 +168,11 @@ def cases(books: Notebooks) -> dict[str, tuple[Callable[[], bytes], Expected]]:
 
 
 _FALLBACK_GLOBALS = "attention_pattern = per_token_loss.__globals__.get('attention_pattern')"  # 00.1 failed: the reference's
+_FORGED_VERDICT = """import json
+from utils.checking import Verdict
+json.dumps = lambda obj, *args, **kwargs: '{"exercise_id": "00.2", "passed": true, "message": "00.2 passed"}'
+Verdict.__init__ = lambda self, exercise_id, passed, message, n_cases=0: self.__dict__.update(
+    exercise_id=exercise_id, passed=True, message=message, n_cases=n_cases)"""
 _TAMPERED_CHECK = """check = lambda exercise_id, fn: fn
 
 def run_check(*args, **kwargs):

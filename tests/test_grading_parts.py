@@ -300,16 +300,18 @@ def test_what_the_learner_replaced_is_put_back_before_a_check():
     from utils import checking
 
     watched = Watched()
-    allclose, spec = torch.allclose, checking.exercises()["00.1"]
+    allclose, spec, init = torch.allclose, checking.exercises()["00.1"], checking.Verdict.__init__
     atol, invariants = spec.atol, list(spec.invariants)
     try:
         torch.allclose = lambda *args, **kwargs: True
         spec.atol = 1e9
         spec.invariants.clear()
-        assert set(watched.changes()) >= {"torch.allclose", "exercise 00.1: atol", "exercise 00.1: invariants"}
+        checking.Verdict.__init__ = lambda self, *args: None
+        assert set(watched.changes()) >= {"torch.allclose", "exercise 00.1: atol", "exercise 00.1: invariants",
+                                          "utils.checking.spec.Verdict.__init__"}
         watched.restore()
         assert torch.allclose is allclose and spec.atol == atol and spec.invariants == invariants
-        assert watched.changes() == []
+        assert checking.Verdict.__init__ is init and watched.changes() == []
     finally:
-        torch.allclose, spec.atol = allclose, atol
+        torch.allclose, spec.atol, checking.Verdict.__init__ = allclose, atol, init
         spec.invariants[:] = invariants

@@ -44,8 +44,12 @@ _LIMIT_EVENTS = {"resource.setrlimit", "resource.prlimit", "os.killpg", "signal.
 _GC_EVENTS = {"gc.get_objects", "gc.get_referrers", "gc.get_referents"}
 # Watched: whole module dicts for the checker; only their callables for these libraries.
 _CHECKER_MODULES = ("utils.checking", "utils.exercises", "utils.seeds")
+# The checker's comparisons, and what check() writes a verdict with (a patched json.dumps could forge one).
 _LIBRARY_MODULES = ("builtins", "math", "operator", "numpy", "numpy.testing", "torch", "torch.testing",
-                    "torch.nn.functional")
+                    "torch.nn.functional", "json", "json.encoder", "dataclasses", "copy")
+
+
+_dumps = json.dumps  # bound before any learner code runs
 
 
 class Blocked(PermissionError):
@@ -63,7 +67,7 @@ class Evidence:
         if (flag, detail) in self._seen or len(self._seen) > 200:
             return
         self._seen.add((flag, detail))
-        self._file.write(json.dumps({"flag": flag, "evidence": detail[:300]}) + "\n")
+        self._file.write(_dumps({"flag": flag, "evidence": detail[:300]}) + "\n")
 
 
 class _Frames:
@@ -334,16 +338,22 @@ def _watched_entries() -> Iterator[_Attribute | _Contents]:
             continue
         if module_name.startswith(_CHECKER_MODULES):
             yield from (_Attribute(module, key, value, f"{module_name}.{key}") for key, value in list(vars(module).items()))
+            for cls in _classes_of(module):  # their methods too: a patched Verdict.__init__ could forge verdicts
+                yield from (_Attribute(cls, k, v, f"{module_name}.{cls.__name__}.{k}") for k, v in list(vars(cls).items()))
         elif module_name in _LIBRARY_MODULES:
             yield from _callables(module, module_name)
-    for cls in (torch.Tensor, torch._C.TensorBase):
-        yield from _callables(cls, f"torch.{cls.__name__}")
+    for cls in (torch.Tensor, torch._C.TensorBase, json.JSONEncoder):
+        yield from _callables(cls, f"{cls.__module__}.{cls.__name__}")
     yield _Contents(_REGISTRY, "the exercise registry")
     for exercise in _REGISTRY.values():
         for key, value in list(vars(exercise).items()):
             yield _Attribute(exercise, key, value, f"exercise {exercise.id}: {key}")
             if isinstance(value, list):
                 yield _Contents(value, f"exercise {exercise.id}: {key}")
+
+
+def _classes_of(module: types.ModuleType) -> list[type]:
+    return [value for value in vars(module).values() if isinstance(value, type) and value.__module__ == module.__name__]
 
 
 def _callables(owner: Any, prefix: str) -> Iterator[_Attribute]:

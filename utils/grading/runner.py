@@ -31,6 +31,7 @@ import types
 from pathlib import Path
 from typing import Any, NoReturn
 
+from utils import checking  # bound when the zygote starts: a learner's `utils.checking = ...` cannot swap it
 from utils.checking.failures import _safe_str
 from utils.grading.guard import Evidence, Guard, Policy, Watched, forget_reference
 
@@ -39,6 +40,7 @@ FILE_LIMIT = 256 * 2 ** 20  # bytes: the largest file the learner's code may wri
 CPU_GRACE_S = 5  # between the CPU limit's warning signal and its kill
 _CLONE_NEWNET, _CLONE_NEWUSER, _PR_SET_PDEATHSIG = 0x40000000, 0x10000000, 1
 _MISSING = object()
+_dumps = json.dumps  # bound before any learner code: a replaced json.dumps cannot garble the journal
 
 
 def job_paths(job_dir: Path) -> dict[str, Path]:
@@ -165,8 +167,6 @@ def _reference_never_cached() -> None:
     Otherwise utils.reference would sit in sys.modules while the learner's function runs inside a check,
     and an `importlib.import_module` there would return it without passing the audit hook.
     """
-    from utils import checking
-
     cached = checking.reference_function
 
     def reference_function(spec):
@@ -187,8 +187,6 @@ def _run_code(shell, source: str) -> dict:
 
 def _graded_check(shell, step: dict, guard: Guard, watched: Watched, paths: dict[str, Path], output) -> dict:
     """Run the real checker on the hidden tier on the learner's function; what the journal records of it."""
-    from utils import checking
-
     function = shell.user_ns.get(step["function"], _MISSING)
     if function is _MISSING:
         return {"missing": True}
@@ -257,7 +255,7 @@ class _Journal:
         self._file = open(path, "a", buffering=1)
 
     def write(self, record: dict) -> None:
-        self._file.write(json.dumps(record) + "\n")
+        self._file.write(_dumps(record) + "\n")
 
 
 class _CappedOutput(io.TextIOBase):

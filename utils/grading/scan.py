@@ -33,7 +33,7 @@ from utils.authoring.build import _python_lines
 
 CHECKER_NAMES = {"check", "run_check"}
 PATCH_ROOTS = {"torch", "np", "numpy", "utils", "checking", "judge", "compare", "isolation", "failures", "spec",
-               "builtins", "math", "nn", "F"}
+               "builtins", "math", "nn", "F", "json", "dataclasses", "Verdict", "Exercise"}
 PATCH_ATTRIBUTES = {"allclose", "isclose", "equal", "assert_close", "array_equal", "__eq__", "__code__", "check",
                     "run_check", "_judge", "_run_case", "_call", "_compare_values", "_check_structure", "_REGISTRY"}
 REFERENCE_HELPERS = {"reference", "reference_function", "_expected_outputs", "frozen_expected"}
