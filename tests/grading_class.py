@@ -135,6 +135,9 @@ def cases(books: Notebooks) -> dict[str, tuple[Callable[[], bytes], Expected]]:
         flags=["redefines_check"])
     add("patched_comparisons", instead("00.2", WRONG_00["00.2"] + "\n\n" + _PATCHES), correct=but("00.2"),
         flags=["patches_checker"])
+    add("patched_during_check", instead("00.1", books.solution(ORIENTATION, "00.1").replace(
+        "    log_probs =", "    import torch\n    torch.allclose = lambda *args, **kwargs: True\n    log_probs =")),
+        correct=but("00.1"), flags=["patches_checker"])
     add("forged_verdict", instead("00.2", _FORGED_VERDICT), correct=but("00.2"), flags=["patches_checker"])
     add("reference_import", only(solved("00.1", "00.3") | {"00.2": _REFERENCE_IMPORT, "00.4": _REFERENCE_IN_FUNCTION}),
         correct=["00.1", "00.3"], flags=["imports_reference", "introspection"])

@@ -212,10 +212,11 @@ def test_points_come_from_the_logged_verdicts(tmp_path: Path, master):
     steps = restore.plan(master, {})
     checks = {s["exercise"]: s["cell"] for s in steps if s["kind"] == "check"}
     journal = _ran(steps, **{f"c{checks['00.3']}": {"missing": True},
-                             f"c{checks['00.4']}": {"void": "torch.allclose changed during the check"}})
+                             f"c{checks['00.2']}": {"void": ""}})  # the journal has no say in voiding
+    void = {"exercise_id": "00.4", "void": "torch.allclose changed during the check"}
     verdicts = {"00.1": [_verdict("00.1", False), _verdict("00.1", True)],  # the last one counts
                 "00.2": [_verdict("00.2", False), _verdict("00.1", True)],  # another exercise's line does not
-                "00.4": [_verdict("00.4", True)]}
+                "00.4": [_verdict("00.4", True), void]}
     result = score(master, steps, _finished_job(tmp_path, steps, journal, verdicts), {"exit": 0, "seconds": 3.0}, 60, 600)
     assert [e.points for e in result.exercises] == [1, 0, 0, 0]
     assert result.status == "graded" and result.reason == "" and result.max_points == 6

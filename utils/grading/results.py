@@ -102,21 +102,18 @@ def _exercise_score(declaration, check: dict | None, finished: dict, paths: dict
     if check is None:
         return scored(0, "no verdict: the master has no check cell for this exercise")
     end = finished.get(check["cell"])
-    verdict = _last_verdict(paths["verdicts"] / f"{declaration.id}.jsonl", declaration.id)
+    records = [r for r in _json_lines(paths["verdicts"] / f"{declaration.id}.jsonl") if r.get("exercise_id") == declaration.id]
+    verdict = next((r for r in reversed(records) if "passed" in r), None)
+    void = next((r["void"] for r in records if r.get("void")), "")
     if end is None:
         return scored(0, f"no verdict: the notebook stopped before this check ({stopped})")
     if end.get("missing"):
         return scored(0, f"no verdict: no function named `{check['function']}` was defined (renamed, or its cell deleted?)")
     if verdict is None:
         return scored(0, f"no verdict: the check could not run ({end.get('error', 'no verdict was logged')})")
-    if end.get("void"):
-        return scored(0, f"not counted: {end['void']}")
+    if void:
+        return scored(0, f"not counted: {void}")
     return scored(declaration.points if verdict.get("passed") is True else 0, str(verdict.get("message", ""))[:500])
-
-
-def _last_verdict(path: Path, exercise_id: str) -> dict | None:
-    verdicts = [v for v in _json_lines(path) if v.get("exercise_id") == exercise_id]
-    return verdicts[-1] if verdicts else None
 
 
 def _stop_reason(ended: dict, journal: list[dict], started: list[int], finished: dict, labels: dict,

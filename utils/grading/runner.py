@@ -194,24 +194,33 @@ def _graded_check(shell, step: dict, guard: Guard, watched: Watched, paths: dict
     replaced = watched.restore()
     for name in replaced:
         guard.evidence.add("patches_checker", f"{name} was replaced (put back before the check of {step['exercise']})")
-    outcome: dict[str, Any] = {}
+    log = paths["verdicts"] / f"{step['exercise']}.jsonl"
     try:
-        with guard.verdict_log(paths["verdicts"] / f"{step['exercise']}.jsonl"):
+        with guard.verdict_log(log):
             result = checking.check(step["exercise"], function, tier="hidden")
     except BaseException as err:  # the check itself failed: no verdict to score
         return {"error": _describe(err)}
-    if changed := watched.changes():
-        outcome["void"] = f"{', '.join(changed[:3])} changed during the check"
-        guard.evidence.add("patches_checker", f"{outcome['void']} of {step['exercise']}")
-        watched.restore()
     spec = checking.exercises()[step["exercise"]]
-    reference = checking.reference_function(spec)
-    if result is function and getattr(function, "__code__", None) is reference.__code__:
-        outcome["void"] = "the function checked is the course's reference solution"
-        guard.evidence.add("imports_reference", f"{step['function']} is the course's reference solution")
+    void = _void_reason(function, result, spec, watched, guard)
+    if void:  # beside the verdict, where the learner's code cannot write
+        with open(log, "a") as file:
+            file.write(_dumps({"exercise_id": step["exercise"], "void": void}) + "\n")
     shell.user_ns[step["target"]] = result if result is function else sealed(result, spec.function)
     forget_reference()
-    return outcome
+    return {"void": void} if void else {}
+
+
+def _void_reason(function: Any, result: Any, spec, watched: Watched, guard: Guard) -> str:
+    """Why a verdict must not count ("" if it may): the checker changed under it, or it judged the reference itself."""
+    if changed := watched.changes():
+        watched.restore()
+        reason = f"{', '.join(changed[:3])} changed during the check"
+        guard.evidence.add("patches_checker", f"{reason} of {spec.id}")
+        return reason
+    if result is function and getattr(function, "__code__", None) is checking.reference_function(spec).__code__:
+        guard.evidence.add("imports_reference", f"the function checked for {spec.id} is the course's reference solution")
+        return "the function checked is the course's reference solution"
+    return ""
 
 
 def sealed(function: Any, name: str) -> Any:
