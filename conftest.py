@@ -20,7 +20,8 @@ apply_ci_env()
 TIERS = {"unit", "notebooks", "models", "browser"}
 _FILE_TIERS = {"test_model_acceptance.py": "models", "test_browser.py": "browser", "test_notebooks.py": "notebooks",
                "test_learner_runs.py": "notebooks", "test_portability.py": "notebooks", "test_build.py": "notebooks",
-               "test_release.py": "notebooks", "test_grade.py": "notebooks"}
+               "test_release.py": "notebooks", "test_grade.py": "notebooks",
+               "test_nbgrader_export.py": "notebooks"}
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,6 +1,7 @@
 """Write a student release: the course without its solutions, reference code or instructor tools.
 
     python -m utils.authoring.release DIR
+    python -m utils.authoring.release --nbgrader DIR   # an nbgrader course folder instead (nbgrader_export.py)
 
 The release is built from an allow-list: README.md (its learner sections only), requirements.txt,
 pyproject.toml, notebooks/, models/ and the learner-facing modules of utils/ (LEARNER_UTILS). Anything
@@ -77,7 +78,15 @@ def freeze_expected(folder: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m utils.authoring.release", description=__doc__.split("\n\n")[0])
     parser.add_argument("destination", type=Path, help="an empty or new folder")
-    release(parser.parse_args(argv).destination)
+    parser.add_argument("--nbgrader", action="store_true",
+                        help="write an nbgrader course folder instead (utils/authoring/nbgrader_export.py)")
+    args = parser.parse_args(argv)
+    if args.nbgrader:
+        from utils.authoring import nbgrader_export
+
+        nbgrader_export.export(args.destination)
+    else:
+        release(args.destination)
     return 0
 
 
