@@ -175,6 +175,7 @@ def test_killing_the_grader_mid_run_loses_no_row_and_the_rerun_gives_the_same_ro
     assert f"{len(RESUMED)} submissions: {finished} already graded, {len(RESUMED) - finished} to grade" in rerun.stdout
     resumed = read_rows(out)
     assert sorted(resumed) == sorted(RESUMED)
+    assert not list(tmp_path.glob(".grades.work-*"))  # the killed run's working copies are gone too
     for name, row in resumed.items():
         assert row == {k: v for k, v in graded.rows[name].items() if k in row}, name
 

@@ -20,6 +20,8 @@ seconds), --memory-mb (memory beyond what the warm process already holds); one t
 Outputs: the CSV, a JSON report (default: the CSV's name with .json), one markdown feedback file per
 submission for its student (default folder: the CSV's name with _feedback), and the results store
 (the CSV's name with .results.jsonl) that lets a rerun skip what is already graded (--force regrades).
+The submissions' working copies live in a hidden folder beside the CSV while they run: one grader per
+CSV at a time.
 """
 
 from __future__ import annotations
@@ -203,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
 def _grade_all(todo: list[Submission], store: ResultStore, unstored: dict[str, Result], settings: Settings, args,
                out: Path) -> None:
     runnable = sorted({s.master.name for s in todo if not s.problem})
-    workroot = Path(tempfile.mkdtemp(prefix="course-grade-"))
+    workroot = _fresh_workroot(out)
     settings.unreadable[str(workroot)] = "reads_course_files"  # other submissions' working copies
     sandbox = _Sandbox(runnable, settings.seed, out.with_suffix(".zygote.log"))
     done = 0
@@ -223,6 +225,14 @@ def _grade_all(todo: list[Submission], store: ResultStore, unstored: dict[str, R
             print(f"working folders kept in {workroot}", flush=True)
         else:
             shutil.rmtree(workroot, ignore_errors=True)
+
+
+def _fresh_workroot(out: Path) -> Path:
+    """A folder for the submissions' working copies beside the CSV; those of a killed earlier run are removed."""
+    prefix = f".{out.stem}.work-"
+    for stale in out.parent.glob(prefix + "*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
 
 
 def _record(future: Future, submission: Submission, store: ResultStore, unstored: dict[str, Result],
