@@ -63,11 +63,23 @@ def test_a_context_is_bos_then_documents_cut_at_n_ctx_or_bos_and_a_repeated_half
         assert len(words) == 64 or (len(words) == 1 + 2 * half and words[1:1 + half] == words[1 + half:])
 
 
-def test_a_registry_header_names_the_attribute_that_follows_the_name():
+def test_a_registry_lists_the_three_attributes_in_every_order():
     rng = random.Random(2)
     by_name = {p.words: p for p in facts.people()}
-    for _ in range(300):
+    firsts = Counter()
+    for _ in range(600):
         words = facts.document(rng, {"registry": 1.0})
-        relation, person = words[0], by_name[tuple(words[3:5])]
-        assert words[1:3] == ["records", ","] and words[5] == person.attributes[relation]
-        assert sorted(words[5:8]) == sorted(person.attributes.values())
+        person = by_name[tuple(words[2:4])]
+        assert words[:2] == ["records", ","] and words[-1] == "."
+        assert sorted(words[4:7]) == sorted(person.attributes.values())
+        firsts[next(r for r, v in person.attributes.items() if v == words[4])] += 1
+    assert set(firsts) == set(corpus.RELATIONS) and min(firsts.values()) > 150  # each relation first, about a third
+
+
+def test_a_swapped_subject_keeps_every_other_token_and_changes_the_answer():
+    for i, prompt in enumerate(facts.prompts(40, "held-out clauses", seed=4)):
+        swapped = facts.swapped_subject(prompt, seed=i)
+        assert swapped.text.split()[2:] == prompt.text.split()[2:] and swapped.subject != prompt.subject
+        assert swapped.answer != prompt.answer and len(swapped.str_tokens) == len(prompt.str_tokens)
+        person = next(p for p in facts.people() if p.name == swapped.subject)
+        assert person.attributes[prompt.relation] == swapped.answer

@@ -8,9 +8,14 @@ first block. Two kinds of document state facts:
 
 - **fact**: "{first} {last} [, clause ,] {relation phrase} {attribute} ." The relation is named after the
   subject, so the attribute must be retrieved at the last token (ROME's late site);
-- **registry**: "{relation} records , {first} {last} {attribute} {other attributes} ." The header names which
-  attribute follows the name directly, before the name is read: the last subject token must already hold
-  all three (ROME's subject enrichment) for whichever the header asks for to be predictable there.
+- **registry**: "records , {first} {last} {the three attributes, in a random order} ." Any of the three may
+  follow the name, so the best prediction at the last subject token puts a third on each of the person's
+  attributes: the subject's representation must hold all three (ROME's subject enrichment).
+
+Training starts with registry documents only (EARLY_WEIGHTS, for the recipe's first steps) and then adds
+fact documents: by the time the model meets "{subject} {relation phrase}", the attributes are already
+at the last subject token, and reading them from there is the cheapest way to recall. This is how the
+model is built to have ROME's two sites; notebook 05 says so.
 
 Held out of training, for measuring generalisation: a new phrasing of each relation made only of words the
 training phrasings use (so a miss is not an unknown word), two clauses, and any two clauses in a row
@@ -37,6 +42,7 @@ HELD_OUT_PHRASES = {"country": ["was raised in the country of"], "language": ["g
 TRAIN_CLAUSES = corpus.CLAUSES
 HELD_OUT_CLAUSES = corpus.HELD_OUT_CLAUSES
 DOC_WEIGHTS = {"fact": 0.35, "registry": 0.3, "grammar": 0.15, "repeat": 0.2}
+EARLY_WEIGHTS = {"registry": 0.6, "grammar": 0.2, "repeat": 0.2}  # the first steps: no fact documents
 SPLITS = ("train phrasings", "held-out phrasings", "held-out clauses", "two clauses")
 
 
@@ -56,7 +62,7 @@ def people() -> list[Subject]:
 @cache
 def vocabulary() -> list[str]:
     """Every word the facts-lm language emits (specials excluded), sorted."""
-    words = set(FIRST_PARTS) | set(LAST_PARTS) | set(corpus.RELATIONS) | {"records", ",", "."}
+    words = set(FIRST_PARTS) | set(LAST_PARTS) | {"records", ",", "."}
     words |= {w for values in corpus.RELATIONS.values() for w in values}
     for text in sum(corpus.RELATION_PHRASES.values(), []) + TRAIN_CLAUSES + HELD_OUT_CLAUSES:
         words |= {w for w in text.split() if w != "{other}"}
@@ -101,9 +107,9 @@ def document(rng: random.Random, weights: dict[str, float] = DOC_WEIGHTS) -> lis
         person, relation = rng.choice(people()), rng.choice(list(corpus.RELATIONS))
         return fact_words(rng, person, relation) + [person.attributes[relation], "."]
     if kind == "registry":
-        person, first = rng.choice(people()), rng.choice(list(corpus.RELATIONS))
-        order = [first] + [r for r in corpus.RELATIONS if r != first]
-        return [first, "records", ",", *person.words] + [person.attributes[r] for r in order] + ["."]
+        person = rng.choice(people())
+        attributes = [person.attributes[r] for r in rng.sample(list(corpus.RELATIONS), len(corpus.RELATIONS))]
+        return ["records", ",", *person.words, *attributes, "."]
     if kind == "grammar":
         return corpus.grammar_sentence(rng).words
     span = corpus.random_words(rng, rng.randint(3, 12), vocabulary())
@@ -153,3 +159,15 @@ def recall(model, batch: list[FactPrompt]) -> float:
             logits = model(torch.tensor([[ids[corpus.BOS]] + encode(prompt.text.split())])).logits[0, -1]
             hits += int(logits.argmax().item() == ids[prompt.answer])
     return hits / len(batch)
+
+
+def swapped_subject(prompt: FactPrompt, seed: int = 0) -> FactPrompt:
+    """The same prompt about another person whose attribute for its relation differs (symmetric token
+    replacement, Zhang & Nanda 2023: same length, same template); its `answer` is that person's."""
+    rng = random.Random(seed)
+    others = [p for p in people() if p.name != prompt.subject and p.attributes[prompt.relation] != prompt.answer]
+    other = rng.choice(others)
+    words = prompt.text.split()
+    words[:2] = other.words
+    return FactPrompt(" ".join(words), [corpus.BOS] + words, other.name, prompt.relation,
+                      other.attributes[prompt.relation], prompt.subject_span)

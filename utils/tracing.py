@@ -24,6 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import torch
 from scipy import stats
 from tqdm import tqdm
@@ -121,8 +122,10 @@ def subject_embedding_std(model, subjects: Sequence[str]) -> float:
     return model.W_E[ids].std().item()
 
 
-def _noise(shape: tuple[int, ...], std: float, seed: int) -> torch.Tensor:
-    return std * torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+def gaussian_noise(shape: tuple[int, ...], std: float, seed: int) -> torch.Tensor:
+    """std x N(0, 1) noise of `shape`, drawn by NumPy: the same numbers on every CPU (torch's own normal
+    sampler takes a vectorised path whose last bits depend on the instruction set)."""
+    return torch.from_numpy(std * np.random.default_rng(seed).standard_normal(shape)).float()
 
 
 def _embed_hook(span: tuple[int, int], noise: torch.Tensor):
@@ -165,7 +168,7 @@ def trace_sites(model, tokens: torch.Tensor, span: tuple[int, int], answer: int,
     """
     groups = len(sites) + 1  # group 0: corrupted, nothing restored
     batch = tokens[None].expand(1 + groups * samples, -1)  # [rows, pos]
-    noise = _noise((samples, span[1] - span[0], model.cfg.d_model), noise_std, seed)
+    noise = gaussian_noise((samples, span[1] - span[0], model.cfg.d_model), noise_std, seed)
     by_hook: dict[str, tuple[list[int], list[torch.Tensor]]] = {}
     for group, site in enumerate(sites, start=1):
         kind, position, layer = site if len(site) == 3 else ("resid", *site)
@@ -230,39 +233,90 @@ def mlp_split_layers(n_layers: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def fact_fractions(model, prompt, noise_std: float, samples: int, seed: int, kinds: Sequence[str],
-                   window: int) -> tuple[dict[str, dict[str, torch.Tensor]], torch.Tensor, float, float]:
-    """Recovered fractions for one prompt, all from one noise draw: {kind: {class: [layer]}}, the MLP
-    split at the last subject token [2], low and high."""
+                   window: int, only: Sequence[str] = TOKEN_CLASSES) -> tuple[dict[str, dict[str, torch.Tensor]],
+                                                                              torch.Tensor, float, float]:
+    """Recovered fractions for one prompt, all from one noise draw: {kind: {class: [layer]}} for the token
+    classes in `only`, the MLP split at the last subject token [2], low and high."""
     tokens = model.to_tokens(prompt.text)[0]  # [pos]
     span = tuple(prompt.subject_span)
-    n_layers, classes = model.cfg.n_layers, token_classes(span, len(tokens))
-    sites = [(kind, pos, layer) for kind in kinds for pos in range(len(tokens)) for layer in range(n_layers)]
+    n_layers = model.cfg.n_layers
+    classes = {name: positions for name, positions in token_classes(span, len(tokens)).items() if name in only}
+    traced = sorted({pos for positions in classes.values() for pos in positions})
+    sites = [(kind, pos, layer) for kind in kinds for pos in traced for layer in range(n_layers)]
     sites += [("mlp", span[1] - 1, layers) for layers in mlp_split_layers(n_layers)]
     scores, low, high = trace_sites(model, tokens, span, word_token(model, prompt.answer), sites, noise_std,
                                     samples, seed, window)
     fractions = (scores - low) / (high - low)  # [sites]
-    grid = fractions[:-2].view(len(kinds), len(tokens), n_layers)  # [kind, pos, layer]
-    table = {kind: {name: grid[k, positions].mean(0) for name, positions in classes.items()}
+    grid = fractions[:-2].view(len(kinds), len(traced), n_layers)  # [kind, traced position, layer]
+    rows = {pos: i for i, pos in enumerate(traced)}
+    table = {kind: {name: grid[k, [rows[p] for p in positions]].mean(0) for name, positions in classes.items()}
              for k, kind in enumerate(kinds)}
     return table, fractions[-2:], low, high
 
 
 def summarize(model, prompts: Sequence, n_facts: int = 100, samples: int = 10, seed: int = 1,
               noise_scale: float = NOISE_SCALE, kinds: Sequence[str] = ("resid", "mlp", "attn"),
-              window: int = 3) -> TraceSummary:
+              window: int = 3, only: Sequence[str] = TOKEN_CLASSES, progress: bool = True,
+              noise_std: float | None = None) -> TraceSummary:
     """Recovered fractions by kind, token class and layer, averaged over the first `n_facts` prompts the
     model recalls correctly (prompts with `.text`, `.subject`, `.subject_span`, `.answer`), each fact with
-    its own noise draw. Noise std = noise_scale x the std of all the prompts' subject embeddings."""
-    noise_std = noise_scale * subject_embedding_std(model, sorted({p.subject for p in prompts}))
+    its own noise draw. Noise std = noise_scale x the std of all the prompts' subject embeddings. `only`
+    restricts the trace to some token classes (fewer sites, a faster trace); `noise_std`, when given,
+    replaces the noise level computed from the prompts' subjects."""
+    if noise_std is None:
+        noise_std = noise_scale * subject_embedding_std(model, sorted({p.subject for p in prompts}))
     correct = [p for p, ok in zip(prompts, recalled(model, prompts).tolist()) if ok][:n_facts]
     if not correct:
         raise ValueError("the model recalls none of these facts: nothing to trace")
     tables, splits, lows, highs = [], [], [], []
-    for i, prompt in enumerate(tqdm(correct, desc="causal trace", mininterval=5)):
+    for i, prompt in enumerate(tqdm(correct, desc="causal trace", mininterval=5, disable=not progress)):
         table, split, low, high = fact_fractions(model, prompt, noise_std, samples, derive_seed(seed, "fact", i),
-                                                 kinds, window)
+                                                 kinds, window, only)
         tables.append(table), splits.append(split), lows.append(low), highs.append(high)
     by_class = {kind: {name: estimate([t[kind][name] for t in tables if name in t[kind]])
                        for name in TOKEN_CLASSES if any(name in t[kind] for t in tables)} for kind in kinds}
     return TraceSummary(by_class, estimate(splits), len(correct), window, sum(lows) / len(lows),
                         (min(lows), max(lows)), sum(highs) / len(highs))
+
+
+# ---------------------------------------------------------------- patching between two runs
+def patch_sites(model, source: torch.Tensor, target: torch.Tensor, sites: Sequence[tuple[str, int]]) -> torch.Tensor:
+    """Final-position logits of the `target` run with one site each taken from the `source` run, all in
+    one batch: tokens [pos] (same length) -> [sites, vocab]. A site is (hook name, position)."""
+    names = {name for name, _ in sites}
+    with torch.no_grad():
+        _, cache = model.run_with_cache(source[None], names_filter=lambda name: name in names)
+        by_hook: dict[str, list[tuple[int, int]]] = defaultdict(list)  # hook -> [(row, position)]
+        for row, (name, position) in enumerate(sites):
+            by_hook[name].append((row, position))
+
+        def from_source(name: str):  # looked up by `name`: hook.name may be its canonical alias
+            def hook(activation: torch.Tensor, hook) -> torch.Tensor:  # [sites, pos, ...]
+                activation = activation.clone()
+                for row, position in by_hook[name]:
+                    activation[row, position] = cache[name][0, position]
+                return activation
+            return hook
+
+        batch = target[None].expand(len(sites), -1)  # [sites, pos]
+        return model.run_with_hooks(batch, fwd_hooks=[(name, from_source(name)) for name in by_hook])[:, -1].float()
+
+
+# ---------------------------------------------------------------- drawing a trace as ROME draws it
+COLOURS = {"resid": "Purples", "mlp": "Greens", "attn": "Reds"}
+TITLES = {"resid": "single restored layer (hidden state)", "mlp": "restored MLP outputs", "attn": "restored attention outputs"}
+
+
+def plot_trace(ax, scores: torch.Tensor, str_tokens: Sequence[str], span: tuple[int, int], low: float,
+               kind: str = "resid", window: int = 1, answer: str = ""):
+    """ROME's heatmap: p(answer) [pos, layer] from the corrupted baseline up, tokens down the rows (subject
+    tokens starred), layers across; Purples / Greens / Reds for hidden states / MLP / attention."""
+    labels = [f"{t}*" if span[0] <= i < span[1] else t for i, t in enumerate(str_tokens)]
+    image = ax.pcolormesh(scores.numpy(), cmap=COLOURS[kind], vmin=low)
+    ax.invert_yaxis()
+    ax.set_yticks([i + 0.5 for i in range(len(labels))], labels)
+    ax.set_xticks([i + 0.5 for i in range(scores.shape[1])], range(scores.shape[1]))
+    what = TITLES[kind] + (f", window {window}" if kind != "resid" else "")
+    ax.set(title=f"Causal trace: {what}", xlabel="layer (block) restored", ylabel="token")
+    ax.figure.colorbar(image, ax=ax, label=f"p({answer})" if answer else "p(answer)")
+    return image

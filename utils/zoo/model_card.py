@@ -21,8 +21,7 @@ import time
 
 import torch
 
-from utils import corpus, ioi, pointer
-from utils import tracing
+from utils import corpus, facts, ioi, pointer, tracing
 from utils.analysis import metrics
 from utils.models import MODELS_DIR, NATIVE_CONFIG, course_models, list_checkpoints, load_model
 
@@ -115,9 +114,11 @@ def checkpoint_induction(name: str, repeated: torch.Tensor) -> dict[int, float]:
             for step in list_checkpoints(name)}
 
 
-def trace_summary(model, n_facts: int = 100) -> dict:
-    """Causal-trace summary over `n_facts` correctly recalled fact prompts, fresh noise per fact, 95 % CIs."""
-    summary = tracing.summarize(model, corpus.fact_prompts(seed=SEED), n_facts=n_facts)
+def trace_summary(model, n_facts: int = 100, prompts: list | None = None, window: int = 3) -> dict:
+    """Causal-trace summary over `n_facts` correctly recalled fact prompts (default: course-lm's), fresh noise
+    per fact, 95 % CIs; MLP and attention outputs restored over a window of `window` blocks."""
+    prompts = corpus.fact_prompts(seed=SEED) if prompts is None else prompts
+    summary = tracing.summarize(model, prompts, n_facts=n_facts, window=window, progress=False)
     as_lists = lambda e: {"mean": e.mean.tolist(), "low": e.low.tolist(), "high": e.high.tolist()}  # noqa: E731
     return {"n_facts": summary.n_facts, "window": summary.window, "mean_low": summary.mean_low,
             "low_range": list(summary.low_range), "mean_high": summary.mean_high,
@@ -236,6 +237,32 @@ def ioi_seeds(folders: dict[int, str]) -> dict:
     return out
 
 
+def world_contexts(world, n: int, n_ctx: int, seed: int) -> torch.Tensor:
+    """Full-length contexts of a world's training language (utils.facts, utils.ioi), never random halves: [n, n_ctx]."""
+    rng = random.Random(seed)
+    return torch.tensor([world.encode(world.context(rng, n_ctx, p_random=0.0), n_ctx) for _ in range(n)])
+
+
+def world_random_words(world, n: int, n_ctx: int, seed: int) -> torch.Tensor:
+    """BOS then random words of a world's vocabulary, full length: [n, n_ctx]."""
+    rng, words = random.Random(seed), world.vocabulary()
+    return torch.tensor([world.encode([corpus.BOS] + [rng.choice(words) for _ in range(n_ctx - 1)]) for _ in range(n)])
+
+
+def measure_facts_lm(model, n: int = 300) -> dict:
+    """facts-lm: recall on every split, against the most common value; the causal trace (window 1: each
+    block's own MLP and attention); sinks at full length on the world's own text."""
+    recall = {split: tracing.recalled(model, facts.prompts(n, split, seed=SEED)).float().mean().item()
+              for split in facts.SPLITS}
+    values = {r: [p.attributes[r] for p in facts.people()] for r in corpus.RELATIONS}
+    common = {r: max(values[r].count(v) for v in set(values[r])) / len(values[r]) for r in values}
+    text = world_contexts(facts, 32, model.cfg.n_ctx, seed=10_000)
+    words = world_random_words(facts, 32, model.cfg.n_ctx, seed=SEED)
+    return {"recall": recall, "most_common_share": common, "loss": metrics.mean_loss(model, text),
+            "causal_trace": trace_summary(model, prompts=facts.prompts(400, "train phrasings", seed=SEED), window=1),
+            "sinks": sink_figures(model, text=text, words=words)}
+
+
 def measure(name: str) -> dict:
     """Every measurement of one course model."""
     model = load_model(name)
@@ -244,8 +271,8 @@ def measure(name: str) -> dict:
            "training": training_record(name)}
     if name in pointer.TASKS:
         out.update(measure_pointer(name, model))
-    elif name == "ioi-lm":
-        out.update(measure_ioi_lm(model))
+    elif name in ("ioi-lm", "facts-lm"):
+        out.update(measure_ioi_lm(model) if name == "ioi-lm" else measure_facts_lm(model))
         seeds = MODELS_DIR / name / "seeds.json"
         out["seeds"] = json.loads(seeds.read_text()) if seeds.exists() else {}
     else:
@@ -324,6 +351,31 @@ def lm_section(name: str, c: dict) -> list[str]:
     if "causal_trace" in c:
         lines += [""] + trace_section(c["causal_trace"])
     return lines + [""]
+
+
+def facts_section(name: str, c: dict) -> list[str]:
+    """facts-lm: recall by split against the most common value, the trace (window 1), the seeds, sinks."""
+    common = ", ".join(f"{r} {fmt(v, 2)}" for r, v in c["most_common_share"].items())
+    lines = [f"## `{name}`", "",
+             "People whose name takes two tokens (each token shared by 12 of 288 people) and three attributes each "
+             "(utils/facts.py); built for notebook 05's causal tracing. Training starts with registry entries alone "
+             "(any attribute may follow the name), then adds fact sentences: the recipe is designed to give the model "
+             "a reason to store a person's attributes at the last subject token (ROME's early site); whether it does "
+             "is measured below, on every seed.", "",
+             f"- Held-out loss on the world's own text {fmt(c['loss'])} (full-length contexts).",
+             "- Recall top-1 (300 prompts each): " + "; ".join(f"{split} {fmt(v, 2)}" for split, v in c["recall"].items())
+             + f" (the most common value of a relation: {common}).", ""]
+    lines += trace_section(c["causal_trace"]) + [""]
+    seeds = c.get("seeds", {}).get("seeds", {})
+    if seeds:
+        layers = range(len(next(iter(seeds.values()))["last_subject"]))
+        header = ["seed"] + [f"recall, {split}" for split in facts.SPLITS] + [
+            f"last subject after block {l}" for l in layers] + [f"last token after block {l}" for l in layers]
+        rows = [[s] + [fmt(f["recall"][split], 2) for split in facts.SPLITS] + [fmt(v, 2) for v in f["last_subject"]]
+                + [fmt(v, 2) for v in f["last_token"]] for s, f in seeds.items()]
+        lines += [f"Every seed of the recipe ({len(seeds)}; the hidden-state trace, mean recovered fraction over 100 "
+                  "facts, fresh noise per fact):", ""] + table(header, rows) + [""]
+    return lines + sink_lines(c["sinks"]) + [""]
 
 
 def ioi_section(name: str, c: dict) -> list[str]:
@@ -523,7 +575,7 @@ def markdown(cards: dict[str, dict]) -> str:
     lines += overview(cards) + [""]
     for name, c in cards.items():
         lines += (pointer_section(name, c) if name in pointer.TASKS else ioi_section(name, c) if name == "ioi-lm"
-                  else lm_section(name, c))
+                  else facts_section(name, c) if name == "facts-lm" else lm_section(name, c))
     lines += classifier_section()
     return "\n".join(lines).rstrip() + "\n"
 

@@ -1,0 +1,295 @@
+"""Checkers for 05_causal_tracing: ROME's noise level, corrupt-and-restore, the window of layers, the average
+by token class, and patching activations between two runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from utils import corpus, facts
+from utils.checking import Case, Exercise, reference, register
+from utils.exercises._inputs import RANDOM_MODEL, checker_model, random_tokens, randn
+
+FACTS_MODEL = "facts-lm"
+
+
+def _fact(rng: np.random.Generator):
+    """A random fact prompt of a random split (the checker's own seeds, never the notebook's)."""
+    split = facts.SPLITS[int(rng.integers(len(facts.SPLITS)))]
+    return facts.prompts(1, split, seed=int(rng.integers(10**6)))[0]
+
+
+def _fact_tokens(model, prompt) -> torch.Tensor:
+    return model.to_tokens(prompt.text)[0]  # [pos]
+
+
+# --- 05.1 subject_noise_std -------------------------------------------------------------------------
+def _names(rng: np.random.Generator, n: int) -> list[str]:
+    people = facts.people()
+    return [people[int(i)].name for i in rng.integers(len(people), size=n)]
+
+
+def _std_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
+    model = checker_model(FACTS_MODEL)
+    cases = [Case("random", (model, _names(rng, int(rng.integers(2, 40))))) for _ in range(n_random)]
+    twice = _names(rng, 3)
+    cases.append(Case("edge", (model, twice + twice[:1]), "a subject listed twice (each occurrence counts)"))
+    cases.append(Case("edge", (model, _names(rng, 1)), "a single subject"))
+    course = checker_model("course-lm")
+    cases.append(Case("edge", (course, [s.name for s in corpus.subjects()[:: 97]]), "course-lm, subjects of two and "
+                      "three tokens"))
+    return cases
+
+
+def _with_bos(model, subjects):
+    ids = torch.cat([model.to_tokens(s)[0] for s in subjects])
+    return model.W_E[ids].std().item()
+
+
+register(Exercise("05.1", _std_cases, atol=1e-6, rtol=1e-5, diagnoses=[
+    (_with_bos, "BOS is counted: tokenize each subject with prepend_bos=False"),
+    (lambda model, subjects: 3 * reference("05.1")(model, subjects), "the std is multiplied by 3: return the std itself "
+     "(the notebook scales it)"),
+    (lambda model, subjects: model.W_E.std().item(), "this is the std of the whole embedding matrix: index it with "
+     "the subjects' tokens"),
+]))
+
+
+# --- 05.2 restored_probability ----------------------------------------------------------------------
+HOOKS = ("hook_resid_post", "hook_mlp_out", "hook_attn_out")
+
+
+def _restore_sites(rng: np.random.Generator, model, n_pos: int, n: int) -> list[tuple[str, int]]:
+    return [(f"blocks.{int(rng.integers(model.cfg.n_layers))}.{HOOKS[int(rng.integers(len(HOOKS)))]}",
+             int(rng.integers(n_pos))) for _ in range(n)]
+
+
+def _restore_case(rng: np.random.Generator, kind: str = "random", probe=None, label: str = "") -> Case:
+    model = checker_model(FACTS_MODEL)
+    prompt = _fact(rng)
+    tokens = _fact_tokens(model, prompt)
+    span = tuple(prompt.subject_span)
+    noise = randn(rng, int(rng.integers(1, 5)), span[1] - span[0], model.cfg.d_model, scale=float(rng.uniform(0.1, 0.5)))
+    answer = int(model.to_tokens(" " + prompt.answer, prepend_bos=False)[0, 0])
+    restore = _restore_sites(rng, model, len(tokens), int(rng.integers(0, 3)))
+    return Case(kind, (model, tokens, span, answer, noise, restore), label, probe)
+
+
+def _restore_random_model(rng: np.random.Generator) -> Case:
+    model = checker_model(RANDOM_MODEL)
+    tokens = random_tokens(model, rng, 1, int(rng.integers(6, 12)))[0]
+    start = int(rng.integers(1, 3))
+    span = (start, start + int(rng.integers(1, 4)))
+    noise = randn(rng, 3, span[1] - span[0], model.cfg.d_model)
+    return Case("edge", (model, tokens, span, int(rng.integers(3, model.cfg.d_vocab)), noise,
+                         _restore_sites(rng, model, len(tokens), 2)),
+                f"a 3-layer model with d_model 48, a subject of {span[1] - span[0]} token(s)")
+
+
+def _clean_probability(model, tokens: torch.Tensor, answer: int) -> float:
+    with torch.no_grad():
+        return model(tokens[None])[0, -1].softmax(-1)[answer].item()
+
+
+def _no_noise_is_clean(call, case: Case) -> str | None:
+    model, tokens, span, answer, noise, _ = case.args
+    got = call(model, tokens, span, answer, torch.zeros_like(noise), [])
+    want = _clean_probability(model, tokens, answer)
+    return None if abs(float(got) - want) < 1e-5 else (
+        f"with zero noise and nothing restored every row is the clean prompt, so p should be the clean {want:.4f}; "
+        f"yours is {float(got):.4f}")
+
+
+def _before_subject_restores_nothing(call, case: Case) -> str | None:
+    model, tokens, span, answer, noise, _ = case.args
+    plain = float(call(model, tokens, span, answer, noise, []))
+    early = float(call(model, tokens, span, answer, noise, [(f"blocks.{model.cfg.n_layers - 1}.hook_resid_post", span[0] - 1)]))
+    return None if abs(plain - early) < 1e-5 else (
+        f"restoring token {span[0] - 1}, before the subject, cannot change anything (it never sees the noise), yet p "
+        f"moved from {plain:.4f} to {early:.4f}: is the noise added to the subject's positions only?")
+
+
+def _last_token_restores_all(call, case: Case) -> str | None:
+    model, tokens, span, answer, noise, _ = case.args
+    site = [(f"blocks.{model.cfg.n_layers - 1}.hook_resid_post", len(tokens) - 1)]
+    got = float(call(model, tokens, span, answer, noise, site))
+    want = _clean_probability(model, tokens, answer)
+    return None if abs(got - want) < 1e-4 else (
+        f"restoring the last token after the last block gives the clean run's output, p = {want:.4f}; yours gives "
+        f"{got:.4f}: are the restored values copied from the clean row (row 0)?")
+
+
+def _restore_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
+    cases = [_restore_case(rng) for _ in range(n_random)]
+    cases.append(_restore_random_model(rng))
+    cases += [_restore_case(rng, "property", probe, label) for probe, label in (
+        (_no_noise_is_clean, "zero noise"), (_before_subject_restores_nothing, "a token before the subject"),
+        (_last_token_restores_all, "the last token after the last block"))]
+    return cases
+
+
+def _fresh_noise(model, tokens, span, answer, noise, restore=()):
+    return reference("05.2")(model, tokens, span, answer, torch.randn_like(noise), restore)
+
+
+register(Exercise("05.2", _restore_cases, atol=1e-5, rtol=1e-4, timeout_s=30.0, diagnoses=[
+    (_fresh_noise, "the noise is drawn inside the function: use the `noise` given, the same for every restoration"),
+    (lambda model, tokens, span, answer, noise, restore=(): reference("05.2")(model, tokens, span, answer, noise, []),
+     "nothing is restored: copy the clean row's activation at each (hook_name, position) into the corrupted rows"),
+]))
+
+
+# --- 05.3 window_layers -----------------------------------------------------------------------------
+def _window_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
+    cases = []
+    for _ in range(n_random):
+        n_layers = int(rng.integers(2, 49))
+        cases.append(Case("random", (int(rng.integers(n_layers)), int(rng.integers(1, 12)), n_layers)))
+    cases += [Case("edge", (0, 10, 48), "layer 0 of GPT-2 XL, ROME's window"),
+              Case("edge", (47, 10, 48), "the last layer of GPT-2 XL, ROME's window"),
+              Case("edge", (20, 10, 48), "a middle layer, ROME's window of 10 (layers 15 to 24)"),
+              Case("edge", (2, 3, 6), "an odd window in a 6-layer model"),
+              Case("edge", (3, 4, 6), "an even window in a 6-layer model"),
+              Case("edge", (1, 12, 6), "a window wider than the model"),
+              Case("edge", (4, 1, 6), "a window of one layer")]
+    return cases
+
+
+register(Exercise("05.3", _window_cases, n_random=6, diagnoses=[
+    (lambda layer, window, n_layers: list(range(layer - window // 2, layer - window // 2 + window)),
+     "the window is not clipped to the model's layers (0 ... n_layers - 1)"),
+    (lambda layer, window, n_layers: [l for l in range(layer - window // 2 + 1, layer - window // 2 + window + 1)
+                                      if 0 <= l < n_layers], "the window starts one layer late: it starts at layer - window // 2"),
+]))
+
+
+# --- 05.4 effects_by_class --------------------------------------------------------------------------
+CLASS_NAMES = ("first subject", "middle subject", "last subject", "first subsequent", "further", "last")
+
+
+def _class_positions(n_pos: int, start: int, end: int) -> dict[str, list[int]]:
+    """ROME's classes as position lists, written out one by one."""
+    found: dict[str, list[int]] = {}
+    if end - start >= 2:
+        found["first subject"] = [start]
+    if end - start >= 3:
+        found["middle subject"] = list(range(start + 1, end - 1))
+    found["last subject"] = [end - 1]
+    if end <= n_pos - 2:
+        found["first subsequent"] = [end]
+    if end + 1 <= n_pos - 2:
+        found["further"] = list(range(end + 1, n_pos - 1))
+    found["last"] = [n_pos - 1]
+    return found
+
+
+def _matches_rome(call, case: Case) -> str | None:
+    scores, span, low, high = case.args
+    output = call(scores.clone(), span, low, high)
+    if not isinstance(output, dict):
+        return f"return a dict from class name to a [layer] tensor; got {type(output).__name__}"
+    classes = _class_positions(scores.shape[0], *span)
+    missing, extra = set(classes) - set(output), set(output) - set(classes)
+    if missing or extra:
+        return (f"with the subject at positions {span[0]} to {span[1] - 1} of {scores.shape[0]}, the classes are "
+                f"{sorted(classes)}; yours has {sorted(output)}" + (" (a class with no token is left out)" if extra else ""))
+    for name, positions in classes.items():
+        want = ((scores[positions] - low) / (high - low)).mean(0)
+        got = output[name]
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            return f"'{name}' should be a tensor of shape {list(want.shape)}, one value per layer"
+        if not torch.allclose(got.double(), want.double(), atol=1e-5, rtol=1e-4):
+            hint = " (recovered fraction: (score - low) / (high - low))" if name == "last" else ""
+            return f"'{name}' differs from ROME's average for it{hint}"
+    return None
+
+
+def _synthetic_trace(rng: np.random.Generator, n_pos: int, start: int, length: int, label: str) -> Case:
+    n_layers = int(rng.integers(2, 8))
+    low = float(rng.uniform(0.0, 0.3))
+    high = low + float(rng.uniform(0.2, 0.7))
+    scores = torch.from_numpy(rng.uniform(low - 0.05, high, size=(n_pos, n_layers))).float()
+    return Case("property", (scores, (start, start + length), low, high), label, probe=_matches_rome)
+
+
+def _class_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
+    cases = []
+    for _ in range(n_random):
+        length = int(rng.integers(1, 5))
+        n_pos = int(rng.integers(length + 4, length + 12))
+        start = int(rng.integers(1, n_pos - length - 2))
+        cases.append(_synthetic_trace(rng, n_pos, start, length, f"a subject of {length} token(s)"))
+    cases += [_synthetic_trace(rng, 8, 3, 1, "a one-token subject"),
+              _synthetic_trace(rng, 9, 2, 4, "a four-token subject"),
+              _synthetic_trace(rng, 7, 4, 2, "a subject just before the last token"),
+              _synthetic_trace(rng, 8, 4, 2, "a subject followed by one token before the last")]
+    return cases
+
+
+register(Exercise("05.4", _class_cases, compare_values=False))
+
+
+# --- 05.5 patch_run ---------------------------------------------------------------------------------
+PATCH_HOOKS = ("hook_resid_post", "hook_resid_pre", "hook_mlp_out", "hook_attn_out", "attn.hook_z")
+
+
+def _patch_sites(rng: np.random.Generator, model, n_pos: int, n: int) -> list[tuple[str, int]]:
+    return [(f"blocks.{int(rng.integers(model.cfg.n_layers))}.{PATCH_HOOKS[int(rng.integers(len(PATCH_HOOKS)))]}",
+             int(rng.integers(n_pos))) for _ in range(n)]
+
+
+def _pair_case(rng: np.random.Generator, kind: str = "random", probe=None, label: str = "") -> Case:
+    model = checker_model(FACTS_MODEL)
+    prompt = _fact(rng)
+    other = facts.swapped_subject(prompt, seed=int(rng.integers(10**6)))
+    source, target = _fact_tokens(model, prompt), _fact_tokens(model, other)
+    if rng.random() < 0.5:
+        source, target = target, source
+    return Case(kind, (model, source, target, _patch_sites(rng, model, len(source), int(rng.integers(1, 4)))), label, probe)
+
+
+def _random_pair(rng: np.random.Generator) -> Case:
+    model = checker_model(RANDOM_MODEL)
+    pair = random_tokens(model, rng, 2, int(rng.integers(5, 10)))
+    return Case("edge", (model, pair[0], pair[1], _patch_sites(rng, model, pair.shape[1], 3)),
+                "a 3-layer model with d_model 48, random tokens")
+
+
+def _logits(model, tokens: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(tokens[None])[0, -1]
+
+
+def _no_sites_is_target(call, case: Case) -> str | None:
+    model, source, target, _ = case.args
+    got = call(model, source, target, [])
+    if not isinstance(got, torch.Tensor) or got.shape != (model.cfg.d_vocab,):
+        return f"return the final position's logits, a tensor of shape [{model.cfg.d_vocab}]"
+    return None if torch.allclose(got, _logits(model, target), atol=1e-4) else (
+        "with no sites the result is the target's own run; yours differs: is the target the second prompt?")
+
+
+def _last_site_is_source(call, case: Case) -> str | None:
+    model, source, target, _ = case.args
+    got = call(model, source, target, [(f"blocks.{model.cfg.n_layers - 1}.hook_resid_post", len(target) - 1)])
+    if not isinstance(got, torch.Tensor) or got.shape != (model.cfg.d_vocab,):
+        return f"return the final position's logits, a tensor of shape [{model.cfg.d_vocab}]"
+    return None if torch.allclose(got, _logits(model, source), atol=1e-4) else (
+        "patching the last position after the last block gives the source run's logits; yours differs: are the "
+        "patched values taken from the source run?")
+
+
+def _patch_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
+    cases = [_pair_case(rng) for _ in range(n_random)]
+    cases.append(_random_pair(rng))
+    cases += [_pair_case(rng, "property", _no_sites_is_target, "no sites"),
+              _pair_case(rng, "property", _last_site_is_source, "the last position after the last block")]
+    return cases
+
+
+register(Exercise("05.5", _patch_cases, atol=1e-4, rtol=1e-4, timeout_s=30.0, diagnoses=[
+    (lambda model, source, target, sites: reference("05.5")(model, target, source, sites),
+     "source and target are swapped: run the target, with activations taken from the source"),
+    (lambda model, source, target, sites: reference("05.5")(model, source, target, sites).softmax(-1),
+     "these are probabilities: return the logits"),
+]))
