@@ -59,8 +59,9 @@ register(Exercise("05.1", _std_cases, atol=1e-6, rtol=1e-5, diagnoses=[
 HOOKS = ("hook_resid_post", "hook_mlp_out", "hook_attn_out")
 
 
-def _restore_sites(rng: np.random.Generator, model, n_pos: int, n: int) -> list[tuple[str, int]]:
-    return [(f"blocks.{int(rng.integers(model.cfg.n_layers))}.{HOOKS[int(rng.integers(len(HOOKS)))]}",
+def _sites(rng: np.random.Generator, model, n_pos: int, n: int, hooks: tuple[str, ...] = HOOKS) -> list[tuple[str, int]]:
+    """n random (hook name, position) sites among `hooks` of any block."""
+    return [(f"blocks.{int(rng.integers(model.cfg.n_layers))}.{hooks[int(rng.integers(len(hooks)))]}",
              int(rng.integers(n_pos))) for _ in range(n)]
 
 
@@ -71,7 +72,7 @@ def _restore_case(rng: np.random.Generator, kind: str = "random", probe=None, la
     span = tuple(prompt.subject_span)
     noise = randn(rng, int(rng.integers(1, 5)), span[1] - span[0], model.cfg.d_model, scale=float(rng.uniform(0.1, 0.5)))
     answer = int(model.to_tokens(" " + prompt.answer, prepend_bos=False)[0, 0])
-    restore = _restore_sites(rng, model, len(tokens), int(rng.integers(0, 3)))
+    restore = _sites(rng, model, len(tokens), int(rng.integers(0, 3)))
     return Case(kind, (model, tokens, span, answer, noise, restore), label, probe)
 
 
@@ -82,7 +83,7 @@ def _restore_random_model(rng: np.random.Generator) -> Case:
     span = (start, start + int(rng.integers(1, 4)))
     noise = randn(rng, 3, span[1] - span[0], model.cfg.d_model)
     return Case("edge", (model, tokens, span, int(rng.integers(3, model.cfg.d_vocab)), noise,
-                         _restore_sites(rng, model, len(tokens), 2)),
+                         _sites(rng, model, len(tokens), 2)),
                 f"a 3-layer model with d_model 48, a subject of {span[1] - span[0]} token(s)")
 
 
@@ -233,11 +234,6 @@ register(Exercise("05.4", _class_cases, compare_values=False))
 PATCH_HOOKS = ("hook_resid_post", "hook_resid_pre", "hook_mlp_out", "hook_attn_out", "attn.hook_z")
 
 
-def _patch_sites(rng: np.random.Generator, model, n_pos: int, n: int) -> list[tuple[str, int]]:
-    return [(f"blocks.{int(rng.integers(model.cfg.n_layers))}.{PATCH_HOOKS[int(rng.integers(len(PATCH_HOOKS)))]}",
-             int(rng.integers(n_pos))) for _ in range(n)]
-
-
 def _pair_case(rng: np.random.Generator, kind: str = "random", probe=None, label: str = "") -> Case:
     model = checker_model(FACTS_MODEL)
     prompt = _fact(rng)
@@ -245,13 +241,13 @@ def _pair_case(rng: np.random.Generator, kind: str = "random", probe=None, label
     source, target = _fact_tokens(model, prompt), _fact_tokens(model, other)
     if rng.random() < 0.5:
         source, target = target, source
-    return Case(kind, (model, source, target, _patch_sites(rng, model, len(source), int(rng.integers(1, 4)))), label, probe)
+    return Case(kind, (model, source, target, _sites(rng, model, len(source), int(rng.integers(1, 4)), PATCH_HOOKS)), label, probe)
 
 
 def _random_pair(rng: np.random.Generator) -> Case:
     model = checker_model(RANDOM_MODEL)
     pair = random_tokens(model, rng, 2, int(rng.integers(5, 10)))
-    return Case("edge", (model, pair[0], pair[1], _patch_sites(rng, model, pair.shape[1], 3)),
+    return Case("edge", (model, pair[0], pair[1], _sites(rng, model, pair.shape[1], 3, PATCH_HOOKS)),
                 "a 3-layer model with d_model 48, random tokens")
 
 
