@@ -249,6 +249,174 @@ def patch_first_site_only(model, source, target, sites):
     return _patched(model, source, target, sites[:1])
 
 
+# --- 05.6 patch_head --------------------------------------------------------------------------------
+def _run_with_z(model, tokens, layer, edit):
+    name = f"blocks.{layer}.attn.hook_z"
+    return model.run_with_hooks(tokens, fwd_hooks=[(name, lambda z, hook: edit(z.clone(), name))])
+
+
+def head_whole_layer(model, corrupted, cache, layer, head):
+    def edit(z, name):
+        z[:] = cache[name]
+        return z
+    return _run_with_z(model, corrupted, layer, edit)[:, -1]
+
+
+def head_last_position_only(model, corrupted, cache, layer, head):
+    def edit(z, name):
+        z[:, -1, head] = cache[name][:, -1, head]
+        return z
+    return _run_with_z(model, corrupted, layer, edit)[:, -1]
+
+
+def head_zero_ablated(model, corrupted, cache, layer, head):
+    def edit(z, name):
+        z[:, :, head] = 0.0
+        return z
+    return _run_with_z(model, corrupted, layer, edit)[:, -1]
+
+
+def head_position_axis(model, corrupted, cache, layer, head):  # indexes positions, not heads
+    def edit(z, name):
+        z[:, head] = cache[name][:, head]
+        return z
+    return _run_with_z(model, corrupted, layer, edit)[:, -1]
+
+
+def head_batch_mean(model, corrupted, cache, layer, head):
+    def edit(z, name):
+        z[:, :, head] = cache[name][:, :, head].mean(0, keepdim=True)
+        return z
+    return _run_with_z(model, corrupted, layer, edit)[:, -1]
+
+
+def head_every_position_logits(model, corrupted, cache, layer, head):
+    def edit(z, name):
+        z[:, :, head] = cache[name][:, :, head]
+        return z
+    return _run_with_z(model, corrupted, layer, edit)
+
+
+def head_probabilities(model, corrupted, cache, layer, head):
+    def edit(z, name):
+        z[:, :, head] = cache[name][:, :, head]
+        return z
+    return _run_with_z(model, corrupted, layer, edit)[:, -1].softmax(-1)
+
+
+def head_next_layer(model, corrupted, cache, layer, head):
+    target = min(layer + 1, model.cfg.n_layers - 1)
+    name = f"blocks.{target}.attn.hook_z"
+
+    def edit(z, hook):
+        z = z.clone()
+        z[:, :, head] = cache[name][:, :, head]
+        return z
+    return model.run_with_hooks(corrupted, fwd_hooks=[(name, edit)])[:, -1] if target != layer else \
+        model(corrupted)[:, -1]
+
+
+# --- 05.7 head_direct_effects -----------------------------------------------------------------------
+def _written(model, cache, layer, position=-1, bias=False):
+    z = cache[f"blocks.{layer}.attn.hook_z"][:, position]  # [batch, head, d_head]
+    out = torch.einsum("bhd,hdm->hbm", z, model.W_O[layer])
+    return out + model.blocks[layer].attn.b_O / model.cfg.n_heads if bias else out
+
+
+def _dla(model, cache, io, s, *, scale_power=-1, position=-1, bias=False, minus_s=True, scale_position=-1):
+    direction = model.W_U[:, io] - (model.W_U[:, s] if minus_s else 0)
+    scale = cache["ln_final.hook_scale"][:, scale_position, 0]
+    return torch.stack([(_written(model, cache, l, position, bias) * direction.T).sum(-1) * scale ** scale_power
+                        for l in range(model.cfg.n_layers)])
+
+
+def dla_no_scale(model, cache, io, s):
+    return _dla(model, cache, io, s, scale_power=0)
+
+
+def dla_times_scale(model, cache, io, s):
+    return _dla(model, cache, io, s, scale_power=1)
+
+
+def dla_with_bias(model, cache, io, s):
+    return _dla(model, cache, io, s, bias=True)
+
+
+def dla_first_position(model, cache, io, s):
+    return _dla(model, cache, io, s, position=0)
+
+
+def dla_io_only(model, cache, io, s):
+    return _dla(model, cache, io, s, minus_s=False)
+
+
+def dla_scale_at_first_position(model, cache, io, s):
+    return _dla(model, cache, io, s, scale_position=0)
+
+
+def dla_swapped_axes(model, cache, io, s):
+    return _dla(model, cache, io, s).transpose(0, 1)
+
+
+def dla_layer_output(model, cache, io, s):  # the whole attention output, split evenly over heads
+    per_layer = _dla(model, cache, io, s).sum(1, keepdim=True)
+    return per_layer.expand(-1, model.cfg.n_heads, -1) / model.cfg.n_heads
+
+
+# --- 05.8 head_attribution --------------------------------------------------------------------------
+def _attribution(model, clean, corrupted, io, s, *, grad_in="corrupted", step=1, reduce="mean", use_step=True,
+                 use_grad=True, last_only=False, absolute=False):
+    names = [f"blocks.{l}.attn.hook_z" for l in range(model.cfg.n_layers)]
+    _, clean_cache = model.run_with_cache(clean, names_filter=lambda n: n in names)
+    _, corrupted_cache = model.run_with_cache(corrupted, names_filter=lambda n: n in names)
+    kept = []
+
+    def keep(z, hook):
+        z.retain_grad()
+        kept.append(z)
+        return z
+
+    with torch.enable_grad():
+        logits = model.run_with_hooks(corrupted if grad_in == "corrupted" else clean, fwd_hooks=[(n, keep) for n in names])
+        diff = logits[:, -1].gather(-1, io[:, None])[:, 0] - logits[:, -1].gather(-1, s[:, None])[:, 0]
+        (diff.mean() if reduce == "mean" else diff.sum()).backward()
+    rows = []
+    for z, name in zip(kept, names):
+        delta = step * (clean_cache[name] - corrupted_cache[name]) if use_step else torch.ones_like(z)
+        term = delta * (z.grad if use_grad else 1.0)
+        term = term[:, -1:] if last_only else term
+        rows.append((term.abs() if absolute else term).sum((0, 1, 3)).detach())
+    return torch.stack(rows)
+
+
+def attribution_gradient_in_clean_run(model, clean, corrupted, io, s):
+    return _attribution(model, clean, corrupted, io, s, grad_in="clean")
+
+
+def attribution_sign_flipped(model, clean, corrupted, io, s):
+    return _attribution(model, clean, corrupted, io, s, step=-1)
+
+
+def attribution_summed_over_prompts(model, clean, corrupted, io, s):
+    return _attribution(model, clean, corrupted, io, s, reduce="sum")
+
+
+def attribution_gradient_only(model, clean, corrupted, io, s):
+    return _attribution(model, clean, corrupted, io, s, use_step=False)
+
+
+def attribution_step_only(model, clean, corrupted, io, s):
+    return _attribution(model, clean, corrupted, io, s, use_grad=False)
+
+
+def attribution_last_position(model, clean, corrupted, io, s):
+    return _attribution(model, clean, corrupted, io, s, last_only=True)
+
+
+def attribution_absolute(model, clean, corrupted, io, s):
+    return _attribution(model, clean, corrupted, io, s, absolute=True)
+
+
 WRONG = {
     "05.1": [std_with_bos, std_times_three, std_whole_matrix, std_unique_tokens, std_per_dimension_mean,
              std_with_positions, std_first_subject_only],
@@ -260,4 +428,10 @@ WRONG = {
              classes_middle_includes_ends, classes_empty_as_zero, classes_divided_by_high, classes_summed],
     "05.5": [patch_swapped_roles, patch_every_position, patch_last_position_only, patch_probabilities,
              patch_every_position_logits, patch_from_target, patch_first_site_only],
+    "05.6": [head_whole_layer, head_last_position_only, head_zero_ablated, head_position_axis, head_batch_mean,
+             head_every_position_logits, head_probabilities, head_next_layer],
+    "05.7": [dla_no_scale, dla_times_scale, dla_with_bias, dla_first_position, dla_io_only,
+             dla_scale_at_first_position, dla_swapped_axes, dla_layer_output],
+    "05.8": [attribution_gradient_in_clean_run, attribution_sign_flipped, attribution_summed_over_prompts,
+             attribution_gradient_only, attribution_step_only, attribution_last_position, attribution_absolute],
 }

@@ -30,7 +30,7 @@ SHIPPED_DIRS = ["notebooks", "models"]
 # analysis) nor generated answers (reference).
 LEARNER_UTILS = ["__init__.py", "env.py", "seeds.py", "models.py", "corpus.py", "tokenizer.py", "pointer.py", "viz.py",
                  "polarity.py", "attention_classifiers.py", "ioi.py", "probing.py", "facts.py", "tracing.py",
-                 "relative_attention.py", "notebook.py", "checking", "exercises"]
+                 "relative_attention.py", "patching.py", "notebook.py", "checking", "exercises"]
 JUNK = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
 # README sections between these markers are for instructors and contributors only.
 _INSTRUCTOR_SECTION = re.compile(r"<!-- instructor -->.*?<!-- /instructor -->\n?", re.DOTALL)

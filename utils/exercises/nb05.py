@@ -289,3 +289,153 @@ register(Exercise("05.5", _patch_cases, atol=1e-4, rtol=1e-4, timeout_s=30.0, di
     (lambda model, source, target, sites: reference("05.5")(model, source, target, sites).softmax(-1),
      "these are probabilities: return the logits"),
 ]))
+
+
+# --- IOI on ioi-lm: 05.6 patch_head, 05.7 head_direct_effects, 05.8 head_attribution ----------------
+IOI_MODEL = "ioi-lm"
+
+
+def _ioi_group(model, rng: np.random.Generator, counterfactual: str = "abc"):
+    """2 to 4 IOI prompts of one structure (one length), of a random split, with their counterfactuals."""
+    from utils import ioi, patching
+
+    split = list(ioi.SPLITS)[int(rng.integers(len(ioi.SPLITS)))]
+    families = ioi.SPLITS[split][0]
+    prompts = ioi.prompts(4 * len(families), split, seed=int(rng.integers(10**6)))
+    family = prompts[int(rng.integers(len(families)))].family
+    group = [p for p in prompts if p.family == family][: int(rng.integers(2, 5))]
+    return patching.ioi_batch(model, group, counterfactual)
+
+
+def _random_pair_batch(model, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random prompts and a copy with a few positions changed: [batch, pos] each."""
+    clean = random_tokens(model, rng, int(rng.integers(2, 4)), int(rng.integers(6, 12)))
+    corrupted = clean.clone()
+    changed = rng.choice(np.arange(1, clean.shape[1]), size=2, replace=False)
+    corrupted[:, changed] = torch.from_numpy(rng.integers(3, model.cfg.d_vocab, size=(clean.shape[0], 2)))
+    return clean, corrupted
+
+
+def _z_cache(model, tokens: torch.Tensor):
+    with torch.no_grad():
+        return model.run_with_cache(tokens, names_filter=lambda name: name.endswith("attn.hook_z"))[1]
+
+
+def _head_case(rng: np.random.Generator, kind: str = "random", probe=None, label: str = "") -> Case:
+    model = checker_model(IOI_MODEL)
+    batch = _ioi_group(model, rng)
+    layer, head = int(rng.integers(model.cfg.n_layers)), int(rng.integers(model.cfg.n_heads))
+    return Case(kind, (model, batch.corrupted, _z_cache(model, batch.clean), layer, head), label, probe)
+
+
+def _own_cache_changes_nothing(call, case: Case) -> str | None:
+    model, corrupted, _, layer, head = case.args
+    got = call(model, corrupted, _z_cache(model, corrupted), layer, head)
+    with torch.no_grad():
+        want = model(corrupted)[:, -1]
+    if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+        return f"return the final position's logits, a tensor of shape {list(want.shape)} ([batch, vocab])"
+    return None if torch.allclose(got, want, atol=1e-4) else (
+        "restoring a head from the corrupted run's own cache must give the corrupted run's logits; yours differ: "
+        "is the run the corrupted prompts, and only the restored head changed?")
+
+
+def _head_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
+    cases = [_head_case(rng) for _ in range(n_random)]
+    model = checker_model(RANDOM_MODEL)
+    clean, corrupted = _random_pair_batch(model, rng)
+    cases.append(Case("edge", (model, corrupted, _z_cache(model, clean), model.cfg.n_layers - 1, model.cfg.n_heads - 1),
+                      "a 3-layer model with 3 heads, its last head"))
+    cases.append(_head_case(rng, "property", _own_cache_changes_nothing, "the corrupted run's own cache"))
+    return cases
+
+
+register(Exercise("05.6", _head_cases, atol=1e-4, rtol=1e-4, timeout_s=30.0, diagnoses=[
+    (lambda model, corrupted, cache, layer, head: model(corrupted)[:, -1], "nothing is restored: the hook must write "
+     "the clean cache's values for this head into a clone of z and return it"),
+]))
+
+
+def _dla_case(rng: np.random.Generator, kind: str = "random", probe=None, label: str = "") -> Case:
+    model = checker_model(IOI_MODEL, compat=True)
+    batch = _ioi_group(model, rng)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(batch.clean)
+    return Case(kind, (model, cache, batch.io, batch.s), label, probe)
+
+
+def _dla_adds_up(call, case: Case) -> str | None:
+    model, cache, io, s = case.args
+    got = call(model, cache, io, s)
+    shape = [model.cfg.n_layers, model.cfg.n_heads, len(io)]
+    if not isinstance(got, torch.Tensor) or list(got.shape) != shape:
+        return f"return a tensor of shape {shape} ([layer, head, batch])"
+    scale = cache["ln_final.hook_scale"][:, -1, 0]
+    direction = (model.W_U[:, io] - model.W_U[:, s]).T  # [batch, d_model]
+    mlps = sum(cache[f"blocks.{l}.hook_mlp_out"][:, -1] for l in range(model.cfg.n_layers))
+    rest = cache["hook_embed"][:, -1] + cache["hook_pos_embed"][:, -1] + mlps + sum(b.attn.b_O for b in model.blocks)
+    with torch.no_grad():
+        logits = model.unembed(model.ln_final(cache[f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"]))[:, -1]
+        total = got.sum((0, 1)) + (rest * direction).sum(-1) / scale + model.b_U[io] - model.b_U[s]
+    want = logits[torch.arange(len(io)), io] - logits[torch.arange(len(io)), s]
+    return None if torch.allclose(total, want, atol=1e-3, rtol=1e-4) else (
+        "the heads' effects plus the MLPs', the embeddings', the biases' should add up to the logit difference; they "
+        f"miss it by up to {(total - want).abs().max():.3g}: each head's output at the last position, through W_O, "
+        "on the answer direction, divided by the final LayerNorm scale")
+
+
+def _dla_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
+    cases = [_dla_case(rng) for _ in range(n_random)]
+    model = checker_model(RANDOM_MODEL)
+    tokens = random_tokens(model, rng, 3, int(rng.integers(5, 10)))
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens)
+    io, s = torch.from_numpy(rng.integers(3, model.cfg.d_vocab, size=(2, 3)))
+    cases.append(Case("edge", (model, cache, io, s), "a 3-layer model with 3 heads and d_model 48"))
+    cases += [_dla_case(rng, "property", _dla_adds_up, "the parts add up to the logit difference")]
+    return cases
+
+
+register(Exercise("05.7", _dla_cases, atol=1e-4, rtol=1e-4, diagnoses=[
+    (lambda model, cache, io, s: reference("05.7")(model, cache, io, s) * cache["ln_final.hook_scale"][:, -1, 0] ** 2,
+     "the final LayerNorm scale multiplies: divide by it"),
+    (lambda model, cache, io, s: reference("05.7")(model, cache, io, s) * cache["ln_final.hook_scale"][:, -1, 0],
+     "the final LayerNorm scale is missing: divide each contribution by cache['ln_final.hook_scale'][:, -1]"),
+    (lambda model, cache, io, s: -reference("05.7")(model, cache, io, s), "the sign is flipped: the direction is "
+     "W_U[:, io] - W_U[:, s]"),
+]))
+
+
+def _attribution_case(rng: np.random.Generator, kind: str = "random", probe=None, label: str = "") -> Case:
+    model = checker_model(IOI_MODEL)
+    batch = _ioi_group(model, rng)
+    return Case(kind, (model, batch.clean, batch.corrupted, batch.io, batch.s), label, probe)
+
+
+def _same_runs_estimate_zero(call, case: Case) -> str | None:
+    model, clean, _, io, s = case.args
+    got = call(model, clean, clean.clone(), io, s)
+    shape = [model.cfg.n_layers, model.cfg.n_heads]
+    if not isinstance(got, torch.Tensor) or list(got.shape) != shape:
+        return f"return a tensor of shape {shape} ([layer, head])"
+    return None if got.abs().max() < 1e-5 else (
+        "with the clean prompts as the corrupted ones nothing changes, so every estimate must be 0; yours are not: "
+        "multiply the gradient by (clean activation - corrupted activation)")
+
+
+def _attribution_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
+    cases = [_attribution_case(rng) for _ in range(n_random)]
+    model = checker_model(RANDOM_MODEL)
+    clean, corrupted = _random_pair_batch(model, rng)
+    io, s = torch.from_numpy(rng.integers(3, model.cfg.d_vocab, size=(2, clean.shape[0])))
+    cases.append(Case("edge", (model, clean, corrupted, io, s), "a 3-layer model with 3 heads, random prompts"))
+    cases.append(_attribution_case(rng, "property", _same_runs_estimate_zero, "clean and corrupted the same"))
+    return cases
+
+
+register(Exercise("05.8", _attribution_cases, atol=1e-4, rtol=1e-3, timeout_s=30.0, diagnoses=[
+    (lambda model, clean, corrupted, io, s: -reference("05.8")(model, clean, corrupted, io, s),
+     "the sign is flipped: the step is clean - corrupted, the gradient taken in the corrupted run"),
+    (lambda model, clean, corrupted, io, s: len(io) * reference("05.8")(model, clean, corrupted, io, s),
+     "this is the sum over prompts: the metric is the mean logit difference over the batch"),
+]))

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch import Tensor
 from utils import check, facts, load_model, tracing
+from utils import ioi, patching
+from scipy import stats
 
 
 def subject_noise_std(model, subjects: list[str]) -> float:
@@ -75,3 +77,46 @@ def patch_run(model, source: Tensor, target: Tensor, sites: list[tuple[str, int]
 
     logits = model.run_with_hooks(target[None], fwd_hooks=[(name, from_source(name, p)) for name, p in sites])
     return logits[0, -1]
+
+
+def patch_head(model, corrupted: Tensor, clean_cache, layer: int, head: int) -> Tensor:
+    # Final logits [batch, vocab] of the corrupted prompts with one head's output restored from the clean run.
+    hook_name = f"blocks.{layer}.attn.hook_z"
+
+    def restore(z: Tensor, hook) -> Tensor:  # [batch, pos, head, d_head]
+        restored = z.clone()
+        restored[:, :, head] = clean_cache[hook_name][:, :, head]
+        return restored
+
+    return model.run_with_hooks(corrupted, fwd_hooks=[(hook_name, restore)])[:, -1]
+
+
+def head_direct_effects(model, cache, io: Tensor, s: Tensor) -> Tensor:
+    # Each head's direct effect on logit(IO) - logit(S) at the last position: [layer, head, batch].
+    answer = (model.W_U[:, io] - model.W_U[:, s]).T  # [batch, d_model]
+    final_scale = cache["ln_final.hook_scale"][:, -1, 0]  # [batch]
+    effects = []
+    for layer in range(model.cfg.n_layers):
+        z = cache[f"blocks.{layer}.attn.hook_z"][:, -1]  # [batch, head, d_head]
+        written = torch.einsum("bhd,hdm->hbm", z, model.W_O[layer])  # [head, batch, d_model]
+        effects.append((written * answer).sum(-1) / final_scale)
+    return torch.stack(effects)
+
+
+def head_attribution(model, clean: Tensor, corrupted: Tensor, io: Tensor, s: Tensor) -> Tensor:
+    # First-order estimate of the rise in the mean logit difference when each head is restored: [layer, head].
+    names = [f"blocks.{layer}.attn.hook_z" for layer in range(model.cfg.n_layers)]
+    _, clean_cache = model.run_with_cache(clean, names_filter=lambda name: name in names)
+    kept = {}
+
+    def keep(z: Tensor, hook) -> Tensor:
+        z.retain_grad()
+        kept[len(kept)] = z
+        return z
+
+    with torch.enable_grad():
+        logits = model.run_with_hooks(corrupted, fwd_hooks=[(name, keep) for name in names])
+        mean_diff = patching.logit_diff(logits[:, -1], io, s).mean()
+        mean_diff.backward()
+    return torch.stack([((clean_cache[name] - kept[layer]) * kept[layer].grad).sum((0, 1, 3)).detach()
+                        for layer, name in enumerate(names)])
