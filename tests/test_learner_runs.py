@@ -71,6 +71,13 @@ facts.prompts = lambda n=None, split="train phrasings", seed=0: _prompts(3, spli
 tracing.recalled = lambda model, prompts: torch.ones(len(prompts), dtype=torch.bool)  # a random model recalls nothing
 tracing.gaussian_noise = lambda shape, std, seed: _noise((1, *shape[1:]), std, seed)  # one noise sample
 tracing.summarize = lambda model, prompts, n_facts=100, samples=10, **kwargs: _summarize(model, prompts, 2, 1, **kwargs)
+import functools
+import utils.ioi as ioi
+import utils.relative_attention as relative_attention
+_ioi_prompts, _firings = ioi.prompts, relative_attention.firings
+ioi.prompts = lambda n, split="train", seed=0: _ioi_prompts(min(n, 2), split, seed)
+relative_attention.firings = lambda cache, n_layers, first_layer=1: _firings(cache, n_layers, first_layer)[::97][:40]
+relative_attention.trace_prompt = functools.partial(relative_attention.trace_prompt, max_firings=12)
 '''
 CHECK_CELL = re.compile(r'^(\w+ = )?check\("\d\d\.\d+", \w+\)$')
 

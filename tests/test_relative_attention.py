@@ -207,3 +207,15 @@ def test_tracing_a_prompt_gives_edges_that_point_downstream(run):
         assert e.upstream[0] < e.firing[0] and e.side in "ds"
         assert e.upstream[3] == (e.firing[2] if e.side == "d" else e.firing[3])  # written where the head reads
     assert ra.graph(edges).number_of_edges() <= len(edges)
+
+
+def test_the_cached_svd_is_the_svd_of_the_augmented_matrices(run):
+    model = run[0]
+    for (layer, head), svd in ra.model_svds(model).items():
+        omega_d, omega_s = ra.augmented(model.W_Q[layer, head], model.W_K[layer, head], model.b_Q[layer, head],
+                                        model.b_K[layer, head])
+        assert torch.allclose(svd.u_d * svd.sigma_d @ svd.vt_d, omega_d, atol=1e-12)
+        assert torch.allclose(svd.u_s * svd.sigma_s @ svd.vt_s, omega_s, atol=1e-12)
+        assert torch.allclose(svd.sigma_d, torch.linalg.svdvals(omega_d)[: model.cfg.d_head], atol=1e-12)
+        assert torch.allclose(svd.vt_s @ svd.vt_s.T, torch.eye(model.cfg.d_head, dtype=torch.float64), atol=1e-12)
+        assert torch.allclose(svd.u_d.T @ svd.u_d, torch.eye(model.cfg.d_head, dtype=torch.float64), atol=1e-12)

@@ -60,10 +60,20 @@ def top_svd(matrix: Tensor, rank: int) -> tuple[Tensor, Tensor, Tensor]:
     return u[:, :rank], sigma[:rank], vt[:rank]
 
 
+def product_svd(left: Tensor, right: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The SVD of left @ right ([m, R] @ [R, n]) through two thin QRs and an R x R SVD: O((m + n) R²), not O(m n²)."""
+    q_left, r_left = torch.linalg.qr(left)  # [m, R], [R, R]
+    q_right, r_right = torch.linalg.qr(right.T)  # [n, R], [R, R]
+    u, sigma, vt = torch.linalg.svd(r_left @ r_right.T)
+    return q_left @ u, sigma, vt @ q_right.T
+
+
 def head_svd(W_Q: Tensor, W_K: Tensor, b_Q: Tensor, b_K: Tensor) -> HeadSVD:
-    omega_d, omega_s = augmented(W_Q, W_K, b_Q, b_K)
-    rank = W_Q.shape[-1]
-    return HeadSVD(*top_svd(omega_d, rank), *top_svd(omega_s, rank))
+    """Ω_d = W_Q [W_Kᵀ | b_Kᵀ] and Ω_s = [W_Q ; b_Q] W_Kᵀ are products of rank-R factors: factor them directly."""
+    W_Q, W_K, b_Q, b_K = (t.double() for t in (W_Q, W_K, b_Q, b_K))
+    query_side = product_svd(W_Q, torch.cat([W_K.T, b_K[:, None]], dim=1))
+    key_side = product_svd(torch.cat([W_Q, b_Q[None]], dim=0), W_K.T)
+    return HeadSVD(*query_side, *key_side)
 
 
 _SVDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -237,15 +247,17 @@ class Edge:
     weight: float
 
 
-def trace_prompt(model, cache, start: list[tuple[int, int, int, int]], fraction: float = FRACTION) -> list[Edge]:
-    """Trace firings recursively from `start` [(layer, head, d, s)]: the edges of the communication graph."""
+def trace_prompt(model, cache, start: list[tuple[int, int, int, int]], fraction: float = FRACTION,
+                 max_firings: int | None = None) -> list[Edge]:
+    """Trace firings recursively from `start` [(layer, head, d, s)]: the edges of the communication graph
+    (at most `max_firings` firings traced, if given)."""
     svds = model_svds(model)
     parts_by_layer, X_by_layer, patterns, edges = {}, {}, {}, []
     todo, done = list(start), set()
     while todo:
         firing = todo.pop()
         layer, head, d, s = firing
-        if firing in done or layer < 1 or d < 1:
+        if firing in done or layer < 1 or d < 1 or (max_firings is not None and len(done) >= max_firings):
             continue
         done.add(firing)
         if layer not in parts_by_layer:
