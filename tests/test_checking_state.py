@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.nn.modules import module as torch_module
 
-from tests.known_wrong import nb00, nb01, nb02, nb03, nb04, nb05, nb06
+from tests.known_wrong import nb00, nb01, nb02, nb03, nb04, nb05, nb06, nb07
 from utils import checking
 from utils.checking import Case, Exercise, exercises, reference_function, run_check
 from utils.exercises._inputs import RANDOM_MODEL, checker_model
@@ -186,7 +186,7 @@ def _verdicts(wrong: dict[str, list]) -> dict[str, list[str]]:
 
 
 def test_every_exercise_gives_identical_verdicts_before_and_after_poison():
-    wrong = {**nb00.WRONG, **nb01.WRONG, **nb02.WRONG, **nb03.WRONG, **nb04.WRONG, **nb05.WRONG, **nb06.WRONG}
+    wrong = {**nb00.WRONG, **nb01.WRONG, **nb02.WRONG, **nb03.WRONG, **nb04.WRONG, **nb05.WRONG, **nb06.WRONG, **nb07.WRONG}
     first = _verdicts(wrong)
     assert all(messages[0].split(" (")[0].endswith("passed") for messages in first.values())
     for exercise_id in exercises():  # poison from inside a check, through each exercise's own arguments

@@ -19,6 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from utils import pointer
+from utils.pointer import EARLIER_MEMORY, POSITION_CLASSES, clean_spikes, residual_points
+from utils.pointer import mean_by_address as attention_by_address
+from utils.pointer import position_masks as pointer_position_masks
 from utils.tracing import final_logits, recalled, word_token  # noqa: F401 (re-exported)
 
 
@@ -231,21 +234,6 @@ def addressed_cell_attention(readout: torch.Tensor, address: torch.Tensor) -> to
     return readout[:, torch.arange(n), :, address]  # advanced indices first: [n, layer, head]
 
 
-def attention_by_address(per_example: torch.Tensor, address: torch.Tensor, memory_bits: int) -> torch.Tensor:
-    """Mean of per-example scores [n, layer, head] over the examples of each address: -> [M, layer, head].
-
-    An address with no example gets NaN.
-    """
-    sums = torch.zeros(memory_bits, *per_example.shape[1:]).index_add_(0, address, per_example.float())
-    counts = torch.bincount(address, minlength=memory_bits).float()  # [M]
-    return sums / counts[:, None, None].where(counts[:, None, None] > 0, torch.tensor(float("nan")))
-
-
-def clean_spikes(by_address: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """Whether some single head puts at least `threshold` on the addressed cell: [M, layer, head] -> [M] bool."""
-    return (by_address >= threshold).flatten(1).any(dim=1)
-
-
 @dataclass(frozen=True)
 class PointerReadout:
     """Attention from the readout position (the last input position) to the addressed cell.
@@ -293,32 +281,6 @@ def pointer_readout(model, task: pointer.PointerTask, n: int = 2000, seed: int =
 
 
 # ---------------------------------------------------------------- pointer task: residual patching
-
-POSITION_CLASSES = ("addressed cell", "other memory", "address bits", "readout")
-EARLIER_MEMORY = "memory before the addressed cell"  # a check: the causal mask makes its recovery exactly 0
-
-
-def pointer_position_masks(inputs: torch.Tensor, task: pointer.PointerTask) -> dict[str, torch.Tensor]:
-    """Boolean masks [n, T] of each position class of pointer inputs [n, T]: the addressed cell, the other
-    memory cells, the address bits before the readout, the readout (the last position, also the address's
-    least significant bit), and the memory cells before the addressed cell."""
-    n, T = inputs.shape
-    position = torch.arange(T)[None, :]  # [1, T]
-    address = pointer.decode_address(inputs, task)[:, None]  # [n, 1]
-    memory = position < task.memory_bits  # [1, T]
-    masks = {"addressed cell": position == address,
-             "other memory": memory & (position != address),
-             "address bits": (position >= task.memory_bits) & (position < T - 1),
-             "readout": position == T - 1,
-             EARLIER_MEMORY: position < address}
-    return {k: v.expand(n, T) for k, v in masks.items()}
-
-
-def residual_points(model) -> list[str]:
-    """Hook names of the residual stream: the embedding (tokens + positions, block 0's input), then after
-    each block. The recovery table's rows, in order."""
-    return ["blocks.0.hook_in"] + [f"blocks.{layer}.hook_out" for layer in range(model.cfg.n_layers)]
-
 
 @dataclass(frozen=True)
 class PatchingRecovery:
