@@ -78,6 +78,15 @@ _ioi_prompts, _firings = ioi.prompts, relative_attention.firings
 ioi.prompts = lambda n, split="train", seed=0: _ioi_prompts(min(n, 2), split, seed)
 relative_attention.firings = lambda cache, n_layers, first_layer=1: _firings(cache, n_layers, first_layer)[::97][:40]
 relative_attention.trace_prompt = functools.partial(relative_attention.trace_prompt, max_firings=12)
+import utils.patching as patching
+_patch = patching.patch  # the same code path for one site, its result copied to every site of a grid
+patching.patch = lambda model, target, source_cache, sites, max_rows=256: _patch(
+    model, target, source_cache, sites[:1], max_rows).expand(len(sites), -1, -1)
+import utils.pointer as pointer
+_pointer_sample, _pointer_balanced = pointer.sample, pointer.balanced_sample
+pointer.task_for = lambda name: pointer.PointerTask(4, 2)  # tokens 0 and 1 exist in any vocabulary; 6 positions
+pointer.sample = lambda task, n, generator=None: _pointer_sample(task, min(n, 8), generator)
+pointer.balanced_sample = lambda task, per_address, generator=None: _pointer_balanced(task, 1, generator)
 '''
 CHECK_CELL = re.compile(r'^(\w+ = )?check\("\d\d\.\d+", \w+\)$')
 
