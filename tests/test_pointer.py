@@ -101,3 +101,36 @@ def test_seeded_recipes_differ_only_in_their_seed():
         shipped, other = train.RECIPES[name], train_pointer.seeded(name, committed + 1)
         assert shipped.config.seed == committed and other.config.seed == committed + 1
         assert replace(other.config, seed=committed) == shipped.config
+
+
+def test_balanced_sample_visits_every_address_equally():
+    task = pointer.PointerTask(12, 4)
+    seqs = pointer.balanced_sample(task, 5, torch.Generator().manual_seed(0))
+    address = pointer.decode_address(seqs, task)
+    assert seqs.shape == (60, 12 + 4 + 1) and torch.bincount(address).tolist() == [5] * 12
+    assert torch.equal(seqs[:, -1], seqs[torch.arange(60), address])
+    again = pointer.balanced_sample(task, 5, torch.Generator().manual_seed(0))
+    assert torch.equal(seqs, again)
+
+
+def test_mean_by_address_and_clean_spikes():
+    scores = torch.tensor([[[0.2]], [[0.6]], [[0.9]]])  # [n, layer, head]
+    by_address = pointer.mean_by_address(scores, torch.tensor([0, 2, 2]), 3)
+    assert by_address[0, 0, 0] == pytest.approx(0.2) and by_address[1].isnan().all()
+    assert by_address[2, 0, 0] == pytest.approx(0.75)
+    assert pointer.clean_spikes(by_address).tolist() == [False, False, True]
+
+
+def test_recovery_by_class_averages_each_class_of_each_pair():
+    task = pointer.PointerTask(4, 2)
+    inputs = torch.tensor([[0, 1, 0, 1, 1, 0], [1, 1, 1, 0, 0, 1]])  # addresses 2 and 1; T = 6
+    recovery = torch.arange(12, dtype=torch.float).view(2, 1, 6)  # [pair, point, position]
+    table = pointer.recovery_by_class(recovery, inputs, task)
+    masks = pointer.position_masks(inputs, task)
+    assert masks["addressed cell"].nonzero()[:, 1].tolist() == [2, 1]
+    # pair 0: cell 2, other memory (0 + 1 + 3) / 3, address bit 4, readout 5, earlier (0 + 1) / 2
+    # pair 1: cell 7, other memory (6 + 8 + 9) / 3, address bit 10, readout 11, earlier 6
+    want = [(2 + 7) / 2, (4 / 3 + 23 / 3) / 2, (4 + 10) / 2, (5 + 11) / 2, (0.5 + 6) / 2]
+    assert table.shape == (1, 5) and torch.allclose(table[0], torch.tensor(want))
+    kept = pointer.recovery_by_class(recovery, inputs, task, keep=torch.tensor([False, True]))
+    assert torch.allclose(kept[0], torch.tensor([7.0, 23 / 3, 10.0, 11.0, 6.0]))

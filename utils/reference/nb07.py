@@ -25,7 +25,7 @@ def sample_pointer(task: pointer.PointerTask, n: int, generator: torch.Generator
 
 def flip_test(model, task: pointer.PointerTask, inputs: Tensor, others: Tensor) -> tuple[float, float]:
     # Share of predictions that change when the addressed cell is flipped, and when cell others[i] is.
-    rows = torch.arange(len(inputs))
+    each_row = torch.arange(inputs.shape[0])
 
     def predicted(batch: Tensor) -> Tensor:
         return model(batch)[:, -1].argmax(-1)  # [n]
@@ -34,7 +34,7 @@ def flip_test(model, task: pointer.PointerTask, inputs: Tensor, others: Tensor) 
     shares = []
     for cells in (pointer.decode_address(inputs, task), others):
         toggled = inputs.clone()
-        toggled[rows, cells] = 1 - inputs[rows, cells]
+        toggled[each_row, cells] = 1 - inputs[each_row, cells]
         shares.append((predicted(toggled) != before).float().mean().item())
     return shares[0], shares[1]
 
