@@ -35,8 +35,8 @@ def omega_matrices(W_Q: Tensor, W_K: Tensor, b_Q: Tensor, b_K: Tensor) -> tuple[
 
 def signal_terms(omega_d: Tensor, omega_s: Tensor, X: Tensor, d: int, s: int, rank: int) -> tuple[Tensor, Tensor]:
     # One term per singular vector of each side's top-`rank` SVD: (query side [rank], key side [rank]).
-    others = [t for t in range(d + 1) if t != s]
-    delta = X[s] - X[others].mean(0)  # [d_model]: key s against the mean of the other visible keys
+    rest = [i for i in range(d + 1) if i != s]
+    delta = X[s] - X[rest].mean(0)  # [d_model]: key s against the mean of the other visible keys
     delta_tilde = torch.cat([delta, torch.zeros(1, dtype=X.dtype)])  # the appended 1s cancel
     x_tilde = torch.cat([X[d], torch.ones(1, dtype=X.dtype)])
     U, S, Vh = torch.linalg.svd(omega_d, full_matrices=False)
@@ -48,14 +48,14 @@ def signal_terms(omega_d: Tensor, omega_s: Tensor, X: Tensor, d: int, s: int, ra
 
 def minimal_signal(terms: Tensor) -> Tensor:
     # Indices of the fewest terms whose sum reaches the total, largest term first; empty if the total <= 0.
-    total = terms.sum().item()
-    if total <= 0:
+    whole = float(terms.sum())
+    if whole <= 0:
         return torch.empty(0, dtype=torch.long)
     ranked = terms.argsort(descending=True)
     running = 0.0
     for size, index in enumerate(ranked.tolist(), start=1):
         running += terms[index].item()
-        if round(running / total, 5) >= 1:
+        if round(running / whole, 5) >= 1:
             return ranked[:size]
     return ranked
 
@@ -63,20 +63,20 @@ def minimal_signal(terms: Tensor) -> Tensor:
 def residual_parts(model, tokens: Tensor, layer: int) -> Tensor:
     # The residual stream entering block `layer`, split into parts [n_parts, pos, d_model] in the order
     # embedding; then per earlier layer: each head by source token (head-major), b_O, the MLP. Centred, / ln1 scale.
-    _, cache = model.run_with_cache(tokens[None])
+    _, acts = model.run_with_cache(tokens.unsqueeze(0))
     n_pos = tokens.shape[0]
-    blocks = [cache["hook_embed"][0] + cache["hook_pos_embed"][0]]
-    for earlier in range(layer):
-        A = cache["pattern", earlier][0]  # [head, query_pos, key_pos]
-        v = cache["v", earlier][0]  # [key_pos, head, d_head]
+    blocks = [acts["hook_embed"][0] + acts["hook_pos_embed"][0]]
+    for prev in range(layer):
+        A = acts["pattern", prev][0]  # [head, query_pos, key_pos]
+        v = acts["v", prev][0]  # [key_pos, head, d_head]
         for head in range(model.cfg.n_heads):
-            by_source = A[head][:, :, None] * (v[:, head] @ model.W_O[earlier, head])[None]  # [pos, source, d_model]
+            by_source = A[head][:, :, None] * (v[:, head] @ model.W_O[prev, head])[None]  # [pos, source, d_model]
             blocks += list(by_source.transpose(0, 1))
-        blocks.append(model.b_O[earlier].repeat(n_pos, 1))
-        blocks.append(cache["mlp_out", earlier][0])
+        blocks.append(model.b_O[prev].repeat(n_pos, 1))
+        blocks.append(acts["mlp_out", prev][0])
     parts = torch.stack(blocks)  # [n_parts, pos, d_model]
     centred = parts - parts.mean(dim=-1, keepdim=True)
-    return centred / cache[f"blocks.{layer}.ln1.hook_scale"][0]
+    return centred / acts[f"blocks.{layer}.ln1.hook_scale"][0]
 
 
 def attention_after_edit(model, tokens: Tensor, layer: int, head: int, d: int, s: int, delta: Tensor,
