@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from utils import check, ioi, load_model
+from utils.corpus import random_word_contexts
 from utils import relative_attention as ra
 
 
