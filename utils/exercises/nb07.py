@@ -272,11 +272,12 @@ def _recovery_case(rng: np.random.Generator, name: str, n: int, kind: str = "ran
 def _damaged_case(rng: np.random.Generator, n: int) -> Case:
     """Pairs on the damaged pointer-8 whose margin gap D_clean - D_corr is at least 2, so that the ratio is stable."""
     model, task, inputs = _model_and_inputs(rng, "pointer-8, degraded", 64)
-    rows, cell = torch.arange(len(inputs)), pointer.decode_address(inputs, task)
-    answer = inputs[rows, cell]
+    address = pointer.decode_address(inputs, task)
+    ans = inputs.gather(1, address[:, None])  # [n, 1]
     with torch.no_grad():
-        clean, flipped = (model(x)[:, -1] for x in (inputs, pointer.flip_cells(inputs, cell)))
-    gap = (clean[rows, answer] - clean[rows, 1 - answer]) - (flipped[rows, answer] - flipped[rows, 1 - answer])
+        margin = [(logits.gather(1, ans) - logits.gather(1, 1 - ans))[:, 0]
+                  for logits in (model(inputs)[:, -1], model(pointer.flip_cells(inputs, address))[:, -1])]
+    gap = margin[0] - margin[1]
     return Case("random", (model, task, inputs[gap >= 2.0][:n]), "a damaged pointer-8 (accuracy about 0.73)")
 
 
