@@ -134,3 +134,32 @@ def test_recovery_by_class_averages_each_class_of_each_pair():
     assert table.shape == (1, 5) and torch.allclose(table[0], torch.tensor(want))
     kept = pointer.recovery_by_class(recovery, inputs, task, keep=torch.tensor([False, True]))
     assert torch.allclose(kept[0], torch.tensor([7.0, 23 / 3, 10.0, 11.0, 6.0]))
+
+
+def test_notebook_07_solutions_agree_with_the_model_cards_library():
+    """Notebook 07 teaches the flip test, the readout's attention and the causal probe as exercises; on the
+    shipped pointer models their solutions must give the model card's figures (utils.analysis.metrics)."""
+    from utils.models import load_model
+    from utils.reference import nb07
+
+    model, task = load_model("pointer-8"), TASK
+    generator = torch.Generator().manual_seed(3)
+    inputs, _ = pointer.inputs_and_targets(pointer.sample(task, 200, generator))
+    others = pointer.other_cells(pointer.decode_address(inputs, task), task, generator)
+    library = metrics.flip_test(model, task, n=200, seed=3)  # the same draws, in the same order
+    assert nb07.flip_test(model, task, inputs, others) == (library.addressed, library.other)
+
+    readout = metrics.attention_patterns(model, inputs)[:, :, :, -1]  # [layer, n, head, key]
+    torch.testing.assert_close(nb07.addressed_attention(model, task, inputs),
+                               metrics.addressed_cell_attention(readout, pointer.decode_address(inputs, task)))
+
+    # Single-position classes (the addressed cell, the readout): patching one position is patching the class.
+    sequences = pointer.sample(task, 40, torch.Generator().manual_seed(4))
+    library = metrics.pointer_patching_recovery(model, task, n=40, seed=4)
+    inputs, _ = pointer.inputs_and_targets(sequences)
+    with torch.no_grad():
+        table = pointer.recovery_by_class(nb07.patching_recovery(model, task, inputs), inputs, task)
+    for cls in ("addressed cell", "readout", pointer.EARLIER_MEMORY):
+        column = pointer.POSITION_CLASSES.index(cls) if cls in pointer.POSITION_CLASSES else -1
+        torch.testing.assert_close(table[:, column], library.recovery[:, library.classes.index(cls)], atol=1e-4, rtol=0)
+    assert library.pairs == library.tried  # no pair dropped, so the plain means compare
