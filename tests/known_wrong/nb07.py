@@ -261,6 +261,89 @@ def recovery_unnormalised(model, task, inputs):
     return _recovery(model, task, inputs, normalise=False)
 
 
+# --- 07.5 value_weighted_attention ------------------------------------------------------------------
+def _sent(v, W_O):
+    return torch.einsum("bkhd,hdm->bhkm", v, W_O)  # [batch, head, key, d_model]
+
+
+def vw_norm_of_v_only(pattern, v, W_O):
+    return pattern * v.norm(dim=-1).transpose(1, 2).unsqueeze(2)
+
+
+def vw_squared_norm(pattern, v, W_O):
+    return pattern * (_sent(v, W_O) ** 2).sum(-1).unsqueeze(2)
+
+
+def vw_renormalised(pattern, v, W_O):
+    weighted = pattern * _sent(v, W_O).norm(dim=-1).unsqueeze(2)
+    return weighted / weighted.sum(-1, keepdim=True)
+
+
+def vw_query_norms(pattern, v, W_O):  # the query position's value, not the key's
+    return pattern * _sent(v, W_O).norm(dim=-1).unsqueeze(3)
+
+
+def vw_heads_mixed(pattern, v, W_O):
+    mixed = torch.einsum("bkhd,hdm->bkm", v, W_O).norm(dim=-1)  # [batch, key]
+    return pattern * mixed[:, None, None, :]
+
+
+def vw_l1_norm(pattern, v, W_O):
+    return pattern * _sent(v, W_O).abs().sum(-1).unsqueeze(2)
+
+
+def vw_pattern_only(pattern, v, W_O):
+    return pattern.clone()
+
+
+# --- 07.6 resample_ablation -------------------------------------------------------------------------
+def _resampled(model, tokens, heads, *, source=lambda z: z.roll(1, 0), positions=slice(None), whole_layer=False,
+               all_positions_out=False):
+    _, own = model.run_with_cache(tokens, names_filter=lambda name: name.endswith("attn.hook_z"))
+    hooks = []
+    for layer in sorted({l for l, _ in heads}):
+        name = f"blocks.{layer}.attn.hook_z"
+        chosen = list(range(model.cfg.n_heads)) if whole_layer else [h for l, h in heads if l == layer]
+
+        def hook(z, hook, name=name, chosen=chosen):
+            z = z.clone()
+            replacement = source(own[name])
+            for head in chosen:
+                z[:, positions, head] = replacement[:, positions, head]
+            return z
+        hooks.append((name, hook))
+    logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
+    return logits if all_positions_out else logits[:, -1]
+
+
+def resample_zeroed(model, tokens, heads):
+    return _resampled(model, tokens, heads, source=torch.zeros_like)
+
+
+def resample_batch_mean(model, tokens, heads):
+    return _resampled(model, tokens, heads, source=lambda z: z.mean(0, keepdim=True).expand_as(z))
+
+
+def resample_next_prompt(model, tokens, heads):
+    return _resampled(model, tokens, heads, source=lambda z: z.roll(-1, 0))
+
+
+def resample_last_position_only(model, tokens, heads):
+    return _resampled(model, tokens, heads, positions=slice(-1, None))
+
+
+def resample_first_head_only(model, tokens, heads):
+    return _resampled(model, tokens, heads[:1])
+
+
+def resample_every_position_logits(model, tokens, heads):
+    return _resampled(model, tokens, heads, all_positions_out=True)
+
+
+def resample_whole_layer(model, tokens, heads):
+    return _resampled(model, tokens, heads, whole_layer=True)
+
+
 WRONG = {
     "07.1": [sample_address_from_all_bit_patterns, sample_lsb_first, sample_target_off_by_one, sample_random_target,
              sample_global_generator, sample_last_cell_never, sample_one_memory_for_all_rows, sample_biased_memory,
@@ -271,4 +354,8 @@ WRONG = {
              attention_next_key, attention_layers_reversed, attention_on_the_address_bits, attention_mean_over_rows],
     "07.4": [recovery_noising, recovery_probability, recovery_flips_next_cell, recovery_patches_suffix,
              recovery_points_are_block_inputs, recovery_over_clean_margin, recovery_unnormalised],
+    "07.5": [vw_norm_of_v_only, vw_squared_norm, vw_renormalised, vw_query_norms, vw_heads_mixed, vw_l1_norm,
+             vw_pattern_only],
+    "07.6": [resample_zeroed, resample_batch_mean, resample_next_prompt, resample_last_position_only,
+             resample_first_head_only, resample_every_position_logits, resample_whole_layer],
 }

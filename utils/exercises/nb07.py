@@ -12,7 +12,13 @@ import torch
 
 from utils import pointer
 from utils.checking import Case, Exercise, keep_pristine, reference, register
-from utils.exercises._inputs import checker_model
+from utils.exercises._inputs import (
+    RANDOM_MODEL,
+    causal_patterns,
+    checker_model,
+    randn,
+    random_tokens,
+)
 
 # Tasks whose sizes differ from the course models' (8 and 32 cells), some with fewer cells than the address
 # bits can name (a draw from 0 .. 2**A - 1 would address cells that do not exist).
@@ -328,4 +334,109 @@ def _noising(model, task, inputs):  # the corrupted run's residual patched into 
 register(Exercise("07.4", _recovery_cases, n_random=3, atol=1e-3, rtol=1e-3, timeout_s=30.0, diagnoses=[
     (_noising, ("this is noising (the flipped run's state patched into the clean run): restore the clean state in the "
                 "flipped run")),
+]))
+
+
+# --- Part B: 07.5 value_weighted_attention, 07.6 resample_ablation ----------------------------------
+def _vw_case(rng: np.random.Generator, label: str = "random", kind: str = "random", probe=None) -> Case:
+    batch, heads, pos, d_head, d_model = (int(rng.integers(1, 4)), int(rng.integers(1, 5)), int(rng.integers(2, 9)),
+                                          int(rng.integers(2, 9)), int(rng.integers(8, 24)))
+    pattern = causal_patterns(rng, batch, heads, pos)
+    v, W_O = randn(rng, batch, pos, heads, d_head), randn(rng, heads, d_head, d_model, scale=0.3)
+    return Case(kind, (pattern, v, W_O), label, probe)
+
+
+def _equal_norms_scale_the_pattern(call, case: Case) -> str | None:
+    pattern, v, W_O = case.args
+    heads, d_head, d_model = W_O.shape
+    rows = torch.linalg.qr(torch.from_numpy(np.random.default_rng(7).standard_normal((d_model, d_model))).float())[0]
+    orthonormal = rows[: heads * d_head].reshape(heads, d_head, d_model) if heads * d_head <= d_model else None
+    if orthonormal is None:
+        return None
+    same = 2.5 * v / v.norm(dim=-1, keepdim=True)  # every value vector of norm 2.5, and W_O keeps norms
+    got = call(pattern, same, orthonormal)
+    if not isinstance(got, torch.Tensor) or got.shape != pattern.shape:
+        return f"return a tensor of the pattern's shape {list(pattern.shape)} ([batch, head, query, key])"
+    return None if torch.allclose(got, 2.5 * pattern, atol=1e-4) else (
+        "when every key sends a vector of norm 2.5 the result must be 2.5 times the pattern; yours is not: multiply "
+        "each weight by the norm of v_key W_O (no renormalising, and the key's norm, not the query's)")
+
+
+def _vw_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
+    cases = [_vw_case(rng) for _ in range(n_random)]
+    model = checker_model("ioi-lm")
+    tokens = random_tokens(model, rng, 2, 7)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens)
+    layer = int(rng.integers(model.cfg.n_layers))
+    cases.append(Case("edge", (cache[f"blocks.{layer}.attn.hook_pattern"], cache[f"blocks.{layer}.attn.hook_v"],
+                               model.W_O[layer].detach()), "ioi-lm's own pattern, values and W_O"))
+    cases.append(_vw_case(rng, "every value vector of the same norm", "property", _equal_norms_scale_the_pattern))
+    return cases
+
+
+register(Exercise("07.5", _vw_cases, atol=1e-4, rtol=1e-4, diagnoses=[
+    (lambda pattern, v, W_O: pattern * v.norm(dim=-1).transpose(1, 2).unsqueeze(2),
+     "this is the norm of v alone: what a key sends is v W_O, so take the norm after W_O"),
+    (lambda pattern, v, W_O: reference("07.5")(pattern, v, W_O) / reference("07.5")(pattern, v, W_O).sum(-1, keepdim=True),
+     "the rows are renormalised to sum to 1: keep the weight times the norm as it is"),
+]))
+
+
+def _structure_batch(model, rng: np.random.Generator) -> torch.Tensor:
+    """2 to 4 held-out IOI prompts of one structure: tokens [batch, pos]."""
+    from utils import ioi, patching
+
+    split = list(ioi.SPLITS)[int(rng.integers(len(ioi.SPLITS)))]
+    families = ioi.SPLITS[split][0]
+    prompts = ioi.prompts(4 * len(families), split, seed=int(rng.integers(10**6)))
+    family = prompts[int(rng.integers(len(families)))].family
+    return patching.ioi_batch(model, [p for p in prompts if p.family == family][: int(rng.integers(2, 5))]).clean
+
+
+def _some_heads(model, rng: np.random.Generator) -> list[tuple[int, int]]:
+    n = int(rng.integers(1, 4))
+    picks = rng.choice(model.cfg.n_layers * model.cfg.n_heads, n, replace=False)
+    return [(int(i) // model.cfg.n_heads, int(i) % model.cfg.n_heads) for i in picks]
+
+
+def _clean_logits(model, tokens: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(tokens)[:, -1]
+
+
+def _no_heads_is_clean(call, case: Case) -> str | None:
+    model, tokens, _ = case.args
+    got, want = call(model, tokens, []), _clean_logits(model, tokens)
+    if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+        return f"return the final position's logits, a tensor of shape {list(want.shape)} ([batch, vocab])"
+    return None if torch.allclose(got, want, atol=1e-4) else "with no heads to ablate the logits must be the clean run's"
+
+
+def _one_prompt_repeated_is_clean(call, case: Case) -> str | None:
+    model, tokens, heads = case.args
+    same = tokens[:1].expand(3, -1).clone()
+    got, want = call(model, same, heads), _clean_logits(model, same)
+    if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+        return f"return the final position's logits, a tensor of shape {list(want.shape)} ([batch, vocab])"
+    return None if torch.allclose(got, want, atol=1e-4) else (
+        "with one prompt repeated, the previous prompt's outputs are the prompt's own, so nothing may change; yours "
+        "does: are the ablated outputs taken from the same run's other prompts (roll(1, 0) over the batch)?")
+
+
+def _resample_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
+    model = checker_model("ioi-lm")
+    cases = [Case("random", (model, _structure_batch(model, rng), _some_heads(model, rng))) for _ in range(n_random)]
+    small = checker_model(RANDOM_MODEL)
+    cases.append(Case("edge", (small, random_tokens(small, rng, 3, 8), _some_heads(small, rng)),
+                      "a 3-layer model with 3 heads, random tokens"))
+    for probe, label in ((_no_heads_is_clean, "no heads"), (_one_prompt_repeated_is_clean, "one prompt repeated")):
+        cases.append(Case("property", (model, _structure_batch(model, rng), _some_heads(model, rng)), label, probe))
+    return cases
+
+
+register(Exercise("07.6", _resample_cases, atol=1e-4, rtol=1e-4, timeout_s=30.0, diagnoses=[
+    (lambda model, tokens, heads: _clean_logits(model, tokens), ("nothing is ablated: the hook must write the other "
+                                                                 "prompt's output for each listed head into a clone of z "
+                                                                 "and return it")),
 ]))

@@ -11,6 +11,12 @@ import torch
 from scipy.stats import chisquare
 from torch import Tensor
 from utils import check, load_model, pointer
+import random
+from contextlib import redirect_stdout
+from io import StringIO
+from sklearn.linear_model import LogisticRegression
+from utils import corpus, ioi, patching
+from utils import relative_attention as ra
 
 
 def sample_pointer(task: pointer.PointerTask, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -73,3 +79,25 @@ def patching_recovery(model, task: pointer.PointerTask, inputs: Tensor) -> Tenso
             patched = margin(model.run_with_hooks(flipped, fwd_hooks=[(point, restore)]))
             recovery[:, i, position] = (patched - flipped_margin) / (clean_margin - flipped_margin)
     return recovery
+
+
+def value_weighted_attention(pattern: Tensor, v: Tensor, W_O: Tensor) -> Tensor:
+    # Attention weight times the norm of what each key writes: [batch, head, query, key].
+    sent = torch.einsum("bkhd,hdm->bhkm", v, W_O)  # [batch, head, key, d_model]
+    return pattern * sent.norm(dim=-1).unsqueeze(2)
+
+
+def resample_ablation(model, tokens: Tensor, heads: list[tuple[int, int]]) -> Tensor:
+    # Final logits [batch, vocab] with each head in `heads` taking its output from the previous prompt.
+    layers = sorted({layer for layer, _ in heads})
+    _, own = model.run_with_cache(tokens, names_filter=lambda name: name.endswith("attn.hook_z"))
+
+    def swap_in(layer: int):
+        def swapped(z: Tensor, hook) -> Tensor:  # [batch, pos, head, d_head]
+            z = z.clone()
+            for head in (h for l, h in heads if l == layer):
+                z[:, :, head] = own[f"blocks.{layer}.attn.hook_z"][:, :, head].roll(1, 0)
+            return z
+        return swapped
+
+    return model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{l}.attn.hook_z", swap_in(l)) for l in layers])[:, -1]
