@@ -12,6 +12,7 @@ from scipy.stats import chisquare
 from torch import Tensor
 from utils import check, load_model, pointer
 import random
+import time
 from contextlib import redirect_stdout
 from io import StringIO
 from sklearn.linear_model import LogisticRegression
