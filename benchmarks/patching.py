@@ -8,7 +8,7 @@ one clean activation restored), two grids: the residual stream entering each blo
 `patching.patch` (sites x prompts rows in a few forward passes), by `patching.patch_loop` (one forward
 pass per site) and by transformer_lens.patching's get_act_patch_resid_pre / get_act_patch_attn_head_out_by_pos
 (also one pass per site), for one prompt (ROME's setting: one grid per prompt) and for 16 prompts at once.
-It prints each method's seconds (best of 3), the speed-up of the batched version over the loop, and the
+It prints each method's seconds (best of 5), the speed-up of the batched version over the loop, and the
 largest difference in the mean logit difference between any two methods.
 """
 
@@ -30,7 +30,7 @@ from utils.models import load_model
 torch.set_grad_enabled(False)
 
 
-def best_of(fn, repeats: int = 3) -> tuple[float, torch.Tensor]:
+def best_of(fn, repeats: int = 5) -> tuple[float, torch.Tensor]:
     times, result = [], None
     for _ in range(repeats):
         start = time.perf_counter()
@@ -59,7 +59,7 @@ def mean_diff(logits: torch.Tensor, batch: patching.IOIBatch) -> torch.Tensor:
 def main() -> None:
     model = load_model("ioi-lm")
     family = ioi.HELD_OUT_FAMILIES[0]
-    prompts = [p for p in ioi.prompts(200, "held-out families", seed=3) if p.family == family]
+    prompts = [p for p in ioi.prompts(400, "held-out families", seed=3) if p.family == family]  # 25 of this family
     print(f"ioi-lm, family {family}, torch threads {torch.get_num_threads()}")
     print(f"{'grid':<28}{'prompts':>8}{'sites':>7}{'batched s':>11}{'loop s':>9}{'TL s':>8}{'speed-up':>10}{'max diff':>11}")
     for n_prompts in (1, 16):
