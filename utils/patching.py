@@ -22,6 +22,7 @@ from typing import NamedTuple
 import torch
 
 from utils import ioi
+from utils.tracing import word_token  # re-exported: notebooks call patching.word_token
 
 ROLES = ("IO", "S1", "S1+1", "S2", "end")
 
@@ -71,11 +72,6 @@ def ioi_batch(model, prompts: Sequence[ioi.Prompt], counterfactual: str = "abc")
 
 def _ids(model, names: Sequence[str]) -> torch.Tensor:
     return torch.tensor([word_token(model, name) for name in names])
-
-
-def word_token(model, word: str) -> int:
-    """The token id of `word` after a space (its first token if it splits; course models: the word itself)."""
-    return model.to_tokens(" " + word, prepend_bos=False)[0, 0].item()
 
 
 def logit_diff(logits: torch.Tensor, io: torch.Tensor, s: torch.Tensor) -> torch.Tensor:

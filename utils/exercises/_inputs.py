@@ -66,3 +66,15 @@ def exact_query_ramp(sign: float, pos: int = 6, heads: int = 2) -> tuple[torch.T
     ramp = c * torch.arange(1, pos + 1, dtype=torch.float32)[None, :, None, None]  # [1, pos, 1, 1]
     q = ramp.expand(1, pos, heads, 4).clone()  # [1, pos, heads, 4]
     return q, sign * q
+
+
+def ioi_structure_batch(model, rng: np.random.Generator):
+    """2 to 4 IOI prompts of one structure (one length) of a random split, with their ABC counterfactuals:
+    a utils.patching.IOIBatch."""
+    from utils import ioi, patching
+
+    split = list(ioi.SPLITS)[int(rng.integers(len(ioi.SPLITS)))]
+    families = ioi.SPLITS[split][0]
+    prompts = ioi.prompts(4 * len(families), split, seed=int(rng.integers(10**6)))
+    family = prompts[int(rng.integers(len(families)))].family
+    return patching.ioi_batch(model, [p for p in prompts if p.family == family][: int(rng.integers(2, 5))])

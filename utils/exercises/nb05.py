@@ -8,7 +8,7 @@ import torch
 
 from utils import corpus, facts
 from utils.checking import Case, Exercise, reference, register
-from utils.exercises._inputs import RANDOM_MODEL, checker_model, random_tokens, randn
+from utils.exercises._inputs import RANDOM_MODEL, checker_model, ioi_structure_batch, random_tokens, randn
 
 FACTS_MODEL = "facts-lm"
 
@@ -295,18 +295,6 @@ register(Exercise("05.5", _patch_cases, atol=1e-4, rtol=1e-4, timeout_s=30.0, di
 IOI_MODEL = "ioi-lm"
 
 
-def _ioi_group(model, rng: np.random.Generator, counterfactual: str = "abc"):
-    """2 to 4 IOI prompts of one structure (one length), of a random split, with their counterfactuals."""
-    from utils import ioi, patching
-
-    split = list(ioi.SPLITS)[int(rng.integers(len(ioi.SPLITS)))]
-    families = ioi.SPLITS[split][0]
-    prompts = ioi.prompts(4 * len(families), split, seed=int(rng.integers(10**6)))
-    family = prompts[int(rng.integers(len(families)))].family
-    group = [p for p in prompts if p.family == family][: int(rng.integers(2, 5))]
-    return patching.ioi_batch(model, group, counterfactual)
-
-
 def _random_pair_batch(model, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Random prompts and a copy with a few positions changed: [batch, pos] each."""
     clean = random_tokens(model, rng, int(rng.integers(2, 4)), int(rng.integers(6, 12)))
@@ -323,7 +311,7 @@ def _z_cache(model, tokens: torch.Tensor):
 
 def _head_case(rng: np.random.Generator, kind: str = "random", probe=None, label: str = "") -> Case:
     model = checker_model(IOI_MODEL)
-    batch = _ioi_group(model, rng)
+    batch = ioi_structure_batch(model, rng)
     layer, head = int(rng.integers(model.cfg.n_layers)), int(rng.integers(model.cfg.n_heads))
     return Case(kind, (model, batch.corrupted, _z_cache(model, batch.clean), layer, head), label, probe)
 
@@ -358,7 +346,7 @@ register(Exercise("05.6", _head_cases, atol=1e-4, rtol=1e-4, timeout_s=30.0, dia
 
 def _dla_case(rng: np.random.Generator, kind: str = "random", probe=None, label: str = "") -> Case:
     model = checker_model(IOI_MODEL, compat=True)
-    batch = _ioi_group(model, rng)
+    batch = ioi_structure_batch(model, rng)
     with torch.no_grad():
         _, cache = model.run_with_cache(batch.clean)
     return Case(kind, (model, cache, batch.io, batch.s), label, probe)
@@ -408,7 +396,7 @@ register(Exercise("05.7", _dla_cases, atol=1e-4, rtol=1e-4, diagnoses=[
 
 def _attribution_case(rng: np.random.Generator, kind: str = "random", probe=None, label: str = "") -> Case:
     model = checker_model(IOI_MODEL)
-    batch = _ioi_group(model, rng)
+    batch = ioi_structure_batch(model, rng)
     return Case(kind, (model, batch.clean, batch.corrupted, batch.io, batch.s), label, probe)
 
 

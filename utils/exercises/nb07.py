@@ -16,6 +16,7 @@ from utils.exercises._inputs import (
     RANDOM_MODEL,
     causal_patterns,
     checker_model,
+    ioi_structure_batch,
     randn,
     random_tokens,
 )
@@ -383,17 +384,6 @@ register(Exercise("07.5", _vw_cases, atol=1e-4, rtol=1e-4, diagnoses=[
 ]))
 
 
-def _structure_batch(model, rng: np.random.Generator) -> torch.Tensor:
-    """2 to 4 held-out IOI prompts of one structure: tokens [batch, pos]."""
-    from utils import ioi, patching
-
-    split = list(ioi.SPLITS)[int(rng.integers(len(ioi.SPLITS)))]
-    families = ioi.SPLITS[split][0]
-    prompts = ioi.prompts(4 * len(families), split, seed=int(rng.integers(10**6)))
-    family = prompts[int(rng.integers(len(families)))].family
-    return patching.ioi_batch(model, [p for p in prompts if p.family == family][: int(rng.integers(2, 5))]).clean
-
-
 def _some_heads(model, rng: np.random.Generator) -> list[tuple[int, int]]:
     n = int(rng.integers(1, 4))
     picks = rng.choice(model.cfg.n_layers * model.cfg.n_heads, n, replace=False)
@@ -426,12 +416,12 @@ def _one_prompt_repeated_is_clean(call, case: Case) -> str | None:
 
 def _resample_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
     model = checker_model("ioi-lm")
-    cases = [Case("random", (model, _structure_batch(model, rng), _some_heads(model, rng))) for _ in range(n_random)]
+    cases = [Case("random", (model, ioi_structure_batch(model, rng).clean, _some_heads(model, rng))) for _ in range(n_random)]
     small = checker_model(RANDOM_MODEL)
     cases.append(Case("edge", (small, random_tokens(small, rng, 3, 8), _some_heads(small, rng)),
                       "a 3-layer model with 3 heads, random tokens"))
     for probe, label in ((_no_heads_is_clean, "no heads"), (_one_prompt_repeated_is_clean, "one prompt repeated")):
-        cases.append(Case("property", (model, _structure_batch(model, rng), _some_heads(model, rng)), label, probe))
+        cases.append(Case("property", (model, ioi_structure_batch(model, rng).clean, _some_heads(model, rng)), label, probe))
     return cases
 
 
