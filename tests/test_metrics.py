@@ -372,3 +372,22 @@ def test_patching_recovery_identities(random_pointer):
     for cls in ("addressed cell", "other memory", "address bits"):
         assert result.at(-1, cls) == 0.0
     assert result.recovery[:, result.classes.index(metrics.EARLIER_MEMORY)].eq(0).all()  # causal mask
+
+
+def test_patch_sites_batched_equals_one_prompt_at_a_time_and_its_identities(random_lm):
+    """tracing.patch_sites on a batch of prompt pairs equals each pair alone; no site leaves the target's
+    run, and the last position after the last block is the source's own output."""
+    source = torch.stack([TOKENS, TOKENS.roll(1), TOKENS.flip(0)])  # [3, pos]
+    target = torch.stack([TOKENS.roll(2), TOKENS, TOKENS.roll(3)])
+    last, n_layers = len(TOKENS) - 1, random_lm.cfg.n_layers
+    sites = [(f"blocks.{layer}.hook_resid_post", pos) for pos in (SPAN[1] - 1, last) for layer in range(n_layers)]
+    together = tracing.patch_sites(random_lm, source, target, sites)  # [3, sites, vocab]
+    for b in range(len(source)):
+        alone = tracing.patch_sites(random_lm, source[b], target[b], sites)  # [sites, vocab]
+        assert torch.allclose(together[b], alone, atol=1e-5)
+    with torch.no_grad():
+        source_out, target_out = random_lm(source)[:, -1], random_lm(target)[:, -1]  # [3, vocab]
+    assert torch.allclose(together[:, -1], source_out, atol=1e-5)  # last token after the last block
+    assert not torch.allclose(together[:, 0], target_out, atol=1e-3)  # the subject's state matters to the output
+    into_itself = tracing.patch_sites(random_lm, target, target, sites)  # [3, sites, vocab]
+    assert torch.allclose(into_itself, target_out[:, None].expand_as(into_itself), atol=1e-5)

@@ -282,24 +282,30 @@ def summarize(model, prompts: Sequence, n_facts: int = 100, samples: int = 10, s
 # ---------------------------------------------------------------- patching between two runs
 def patch_sites(model, source: torch.Tensor, target: torch.Tensor, sites: Sequence[tuple[str, int]]) -> torch.Tensor:
     """Final-position logits of the `target` run with one site each taken from the `source` run, all in
-    one batch: tokens [pos] (same length) -> [sites, vocab]. A site is (hook name, position)."""
+    one batch. A site is (hook name, position). tokens [pos] (same length) -> [sites, vocab]; or a batch of
+    prompt pairs, tokens [batch, pos] -> [batch, sites, vocab] (prompt b's sites from source b)."""
+    if source.ndim == 1:
+        return patch_sites(model, source[None], target[None], sites)[0]
+    n_prompts, n_sites = len(source), len(sites)
     names = {name for name, _ in sites}
     with torch.no_grad():
-        _, cache = model.run_with_cache(source[None], names_filter=lambda name: name in names)
-        by_hook: dict[str, list[tuple[int, int]]] = defaultdict(list)  # hook -> [(row, position)]
-        for row, (name, position) in enumerate(sites):
-            by_hook[name].append((row, position))
+        _, cache = model.run_with_cache(source, names_filter=lambda name: name in names)
+        by_hook: dict[str, list[tuple[int, int]]] = defaultdict(list)  # hook -> [(site, position)]
+        for site, (name, position) in enumerate(sites):
+            by_hook[name].append((site, position))
 
         def from_source(name: str):  # looked up by `name`: hook.name may be its canonical alias
-            def hook(activation: torch.Tensor, hook) -> torch.Tensor:  # [sites, pos, ...]
+            def hook(activation: torch.Tensor, hook) -> torch.Tensor:  # [batch * sites, pos, ...]
                 activation = activation.clone()
-                for row, position in by_hook[name]:
-                    activation[row, position] = cache[name][0, position]
+                rows = activation.view(n_prompts, n_sites, *activation.shape[1:])  # [batch, sites, pos, ...]
+                for site, position in by_hook[name]:
+                    rows[:, site, position] = cache[name][:, position]
                 return activation
             return hook
 
-        batch = target[None].expand(len(sites), -1)  # [sites, pos]
-        return model.run_with_hooks(batch, fwd_hooks=[(name, from_source(name)) for name in by_hook])[:, -1].float()
+        batch = target.repeat_interleave(n_sites, dim=0)  # [batch * sites, pos]: prompt-major rows
+        logits = model.run_with_hooks(batch, fwd_hooks=[(name, from_source(name)) for name in by_hook])[:, -1]
+    return logits.float().view(n_prompts, n_sites, -1)  # [batch, sites, vocab]
 
 
 # ---------------------------------------------------------------- drawing a trace as ROME draws it
