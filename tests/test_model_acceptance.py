@@ -50,9 +50,11 @@ def facts_lm():
 
 @pytest.fixture(scope="module")
 def facts_trace(facts_lm) -> tracing.TraceSummary:
-    """100 recalled facts, fresh noise per fact, 3 samples each (notebook 05's protocol, other prompts: seed 21)."""
+    """100 recalled facts, fresh noise per fact, 3 samples each (notebook 05's protocol, other prompts: seed 21).
+    facts-lm is the course's causal-tracing model (notebook 05): ROME's bars are measured on it, not on course-lm."""
     prompts = facts.prompts(200, "train phrasings", seed=21)
-    return tracing.summarize(facts_lm, prompts, n_facts=100, samples=3, kinds=("resid", "mlp"), window=1, progress=False)
+    return tracing.summarize(facts_lm, prompts, n_facts=100, samples=3, kinds=("resid", "mlp", "attn"), window=1,
+                             progress=False)
 
 
 @pytest.mark.parametrize("split", facts.SPLITS)
@@ -67,13 +69,27 @@ def test_facts_lm_late_site(facts_trace):
     assert late.low[: -1].max() > 0.7, late.mean.tolist()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: measured on seed 0, the last subject token recovers at most 0.15, "
-                                       "flat over blocks 0-3, and its MLP effect is block 0's alone (0.14): recall is "
-                                       "a late lookup at the last token (models/README.md)")
-def test_facts_lm_early_site_beyond_the_first_mlp(facts_trace):
-    """ROME's early site: the last subject token recovers half the effect, and not through MLP 0 alone."""
-    early, mlp = facts_trace.last_subject, facts_trace.by_class["mlp"]["last subject"]
-    assert early.mean[1:].max() >= 0.5 and mlp.mean[1:].max() >= 0.1
+EARLY_SITE_GAP = pytest.mark.xfail(strict=True, reason="issue 11: measured on seed 0, the last subject token "
+                                   "recovers at most 0.15, flat over blocks 0-3, and its MLP effect is block 0's alone "
+                                   "(0.14): recall is a late lookup at the last token (models/README.md)")
+
+
+@EARLY_SITE_GAP
+def test_facts_lm_early_site(facts_lm, facts_trace):
+    """ROME's early site: restoring the last subject token after a block in the first half recovers half the gap."""
+    first_half = list(range(facts_lm.cfg.n_layers // 2))
+    assert facts_trace.n_facts >= 100 and facts_trace.last_subject.mean[first_half].max() >= 0.5
+
+
+@EARLY_SITE_GAP
+def test_facts_lm_early_site_is_not_carried_by_the_first_mlp_alone(facts_trace):
+    """Subject enrichment, not a token lookup: some MLP after layer 0 matters at the last subject token."""
+    assert facts_trace.by_class["mlp"]["last subject"].mean[1:].max() >= 0.1
+
+
+def test_facts_lm_attention_trace_peaks_at_the_last_token(facts_trace):
+    peaks = {name: e.mean.max().item() for name, e in facts_trace.by_class["attn"].items()}
+    assert max(peaks, key=peaks.get) == "last", peaks
 
 
 # ---------------------------------------------------------------- ioi-lm
@@ -170,38 +186,6 @@ def test_course_lm_sinks_on_text_at_full_length(sinks):
 
 def test_course_lm_sinks_on_random_words_at_full_length(sinks):
     assert sinks["length"] == 64 and sinks["random_words"]["share"] >= 0.25, sinks["random_words"]
-
-
-@pytest.fixture(scope="module")
-def trace_summary(course_lm) -> tracing.TraceSummary:
-    return tracing.summarize(course_lm, corpus.fact_prompts(seed=0), n_facts=100, samples=5, kinds=("resid", "attn"))
-
-
-@pytest.mark.xfail(strict=True, reason="measured: restoring the last subject token recovers at most 0.45 "
-                                       "[0.41, 0.50] in the first half (after block 2); see models/README.md")
-def test_course_lm_causal_trace_early_site(course_lm, trace_summary):
-    first_half = list(range(course_lm.cfg.n_layers // 2))
-    assert trace_summary.n_facts >= 100
-    assert trace_summary.last_subject.mean[first_half].max() >= 0.5, trace_summary.last_subject
-
-
-@pytest.mark.xfail(strict=True, reason="measured: at the last subject token the layer-0 MLP alone recovers 0.29, "
-                                       "the MLPs of layers 1-2 together 0.02: a token lookup")
-def test_course_lm_early_site_is_not_a_layer_0_lookup(trace_summary):
-    layer_0, later = trace_summary.mlp_split.mean.tolist()
-    assert later > layer_0, (layer_0, later)
-
-
-@pytest.mark.xfail(strict=True, reason="measured: restoring the last token recovers 0.42 after block 3 and 0.47 "
-                                       "after block 4; 1.00 only after the final block")
-def test_course_lm_causal_trace_late_site(course_lm, trace_summary):
-    before_final = list(range(course_lm.cfg.n_layers - 1))
-    assert trace_summary.last_token.mean[before_final].max() >= 0.7, trace_summary.last_token
-
-
-def test_course_lm_attention_trace_peaks_at_the_last_token(trace_summary):
-    peaks = {name: e.mean.max().item() for name, e in trace_summary.by_class["attn"].items()}
-    assert max(peaks, key=peaks.get) == "last", peaks
 
 
 # ---------------------------------------------------------------- attn-only-2l
