@@ -391,3 +391,19 @@ def test_patch_sites_batched_equals_one_prompt_at_a_time_and_its_identities(rand
     assert not torch.allclose(together[:, 0], target_out, atol=1e-3)  # the subject's state matters to the output
     into_itself = tracing.patch_sites(random_lm, target, target, sites)  # [3, sites, vocab]
     assert torch.allclose(into_itself, target_out[:, None].expand_as(into_itself), atol=1e-5)
+
+
+def test_token_class_attention_against_hand_counts_and_the_uniform_baseline():
+    """Attention on a class of keys, over the queries that can see one; a uniform head gets the class's share."""
+    n = 6
+    uniform = torch.ones(n, n).tril() / torch.arange(1, n + 1)[:, None]  # [q, k]
+    on_first = torch.zeros(n, n)
+    on_first[:, 2] = 1.0
+    on_first[:2, 0] = 1.0  # queries 0-1 cannot see key 2
+    pattern = torch.stack([uniform, on_first])[None]  # [1, head, q, k]
+    is_key = torch.tensor([[False, False, True, False, True, False]])  # keys 2 and 4
+    per_head, baseline = metrics.token_class_attention(pattern, is_key)
+    shares = [1 / 3, 1 / 4, 2 / 5, 2 / 6]  # queries 2..5: keys of the class among the keys each can see
+    assert baseline == pytest.approx(sum(shares) / 4)
+    assert per_head[0].item() == pytest.approx(baseline)  # a uniform head scores the baseline exactly
+    assert per_head[1].item() == pytest.approx(1.0)  # all of head 1's weight is on key 2 from query 2 on

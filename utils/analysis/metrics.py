@@ -103,6 +103,20 @@ def uniform_key_attention(length: int, key: int = 0) -> float:
     return sum(1 / (t + 1) for t in range(key, length)) / (length - key)
 
 
+def token_class_attention(pattern: torch.Tensor, is_key: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Attention on a class of keys (the full stops, say), and what a uniform head would put there.
+
+    pattern [batch, head, q, k], is_key [batch, k] (bool) -> ([head] mean over the batch and the queries
+    that can see at least one such key, the uniform head's share over the same queries)."""
+    is_key = is_key.float()
+    sees = is_key.cumsum(-1) > 0  # [batch, query]: the causal prefix holds at least one such key
+    mass = (pattern * is_key[:, None, None, :]).sum(-1)  # [batch, head, query]
+    per_head = mass.transpose(0, 1)[:, sees].mean(-1)  # [head]
+    n_pos = is_key.shape[-1]
+    uniform = is_key.cumsum(-1) / torch.arange(1, n_pos + 1)  # [batch, query]: share of such keys in the prefix
+    return per_head, uniform[sees].mean().item()
+
+
 @dataclass(frozen=True)
 class SinkReport:
     """First-token attention of every head on one batch, and the share of sink heads beyond layer 0."""

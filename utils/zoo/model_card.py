@@ -75,8 +75,15 @@ def sink_figures(model, n: int = 32, text: torch.Tensor | None = None, words: to
     no_bos = metrics.sink_report(model, text[:, 1:], SINK_EPS)
     to_bos, to_first = (metrics.bos_sink_scores(model, moved, key) for key in (middle, 0))
     pick = lambda a: sum(a[l, h].item() for l, h in heads) / max(1, len(heads))  # noqa: E731
+    is_stop = text == model.to_single_token(".")  # [batch, pos]: the full stops that end documents
+    on_stops = [metrics.token_class_attention(p, is_stop) for p in metrics.attention_patterns(model, text)]
+    stop_weight = torch.stack([w for w, _ in on_stops])  # [layer, head]
+    stop_heads = [(l, h) for l in range(1, len(stop_weight)) for h in range(stop_weight.shape[1])
+                  if stop_weight[l, h] >= SINK_EPS]
     return {"length": n_ctx, "uniform": on_text.uniform, "eps": SINK_EPS,
             "text": {"share": on_text.share, "heads": on_text.heads, "alpha": on_text.alpha.tolist()},
+            "full_stops": {"share": len(stop_heads) / (stop_weight[1:].numel() or 1), "heads": stop_heads,
+                           "uniform": on_stops[0][1], "weight": stop_weight.tolist()},
             "random_words": {"share": on_words.share, "heads": on_words.heads, "alpha": on_words.alpha.tolist()},
             "no_bos_share": no_bos.share,
             "moved_bos": {"position": middle, "sink_heads_on_bos": pick(to_bos), "sink_heads_on_position_0": pick(to_first),
@@ -324,6 +331,10 @@ def sink_lines(k: dict) -> list[str]:
             f"where a head attending uniformly has α₀ = {fmt(k['uniform'], 3)}): "
             f"{fmt(k['text']['share'], 2)} on held-out corpus text ({heads_text(k['text']['heads'])}), "
             f"{fmt(k['random_words']['share'], 2)} on random words ({heads_text(k['random_words']['heads'])}).",
+            f"- Where the heads rest on text instead: the share of heads beyond layer 0 with at least {k['eps']} of "
+            f"their attention on the full stops that end documents is {fmt(k['full_stops']['share'], 2)} "
+            f"({heads_text(k['full_stops']['heads'])}; a head attending uniformly puts "
+            f"{fmt(k['full_stops']['uniform'], 2)} there).",
             f"- What the sink belongs to: with BOS replaced by an ordinary word at position 0 the share is "
             f"{fmt(k['no_bos_share'], 2)}; with BOS moved to position {moved['position']}, the sink heads put "
             f"{fmt(moved['sink_heads_on_bos'], 2)} on BOS there (uniform {fmt(moved['uniform'], 3)}) and "
