@@ -331,10 +331,10 @@ def sink_lines(k: dict) -> list[str]:
             f"where a head attending uniformly has α₀ = {fmt(k['uniform'], 3)}): "
             f"{fmt(k['text']['share'], 2)} on held-out corpus text ({heads_text(k['text']['heads'])}), "
             f"{fmt(k['random_words']['share'], 2)} on random words ({heads_text(k['random_words']['heads'])}).",
-            f"- Where the heads rest on text instead: the share of heads beyond layer 0 with at least {k['eps']} of "
-            f"their attention on the full stops that end documents is {fmt(k['full_stops']['share'], 2)} "
-            f"({heads_text(k['full_stops']['heads'])}; a head attending uniformly puts "
-            f"{fmt(k['full_stops']['uniform'], 2)} there).",
+            (f"- Where the heads rest on text instead: the share of heads beyond layer 0 with at least {k['eps']} of "
+             f"their attention on the full stops that end documents is {fmt(k['full_stops']['share'], 2)} "
+             f"({heads_text(k['full_stops']['heads'])}; a head attending uniformly puts "
+             f"{fmt(k['full_stops']['uniform'], 2)} there)."),
             f"- What the sink belongs to: with BOS replaced by an ordinary word at position 0 the share is "
             f"{fmt(k['no_bos_share'], 2)}; with BOS moved to position {moved['position']}, the sink heads put "
             f"{fmt(moved['sink_heads_on_bos'], 2)} on BOS there (uniform {fmt(moved['uniform'], 3)}) and "
