@@ -54,6 +54,20 @@ IOI_LM_CONFIG = TrainConfig(n_layers=4, d_model=128, n_heads=4, n_ctx=64, d_mlp=
 #   last token 0.92 after block 4, attention in block 4 alone 0.73. Seeds 1 and 2: recall 0.87-1.00, no early site
 #   either (last subject <= 0.13), and the answer reaches the last token only in the last block (<= 0.22 before it).
 #   Recall is a late lookup at the last token in all three recipes and seeds: the early site did not form (issue 11).
+# - Four more worlds on seed 0 (scratch scripts; 60-100 recalled facts, 2 fresh noise samples each, hidden states):
+#   names as ordered pairs from one pool with both orders people (the bag of name tokens no longer identifies
+#   anyone): recall 1.00, last subject <= 0.13, MLP 0 only, last token 0.79 after block 4; biographies (2-3 facts
+#   per document, the full name in every sentence, sentences in random order: Allen-Zhu & Li's augmentations),
+#   at step 3000: last subject <= 0.15, MLP 0 only, last token 1.00 after block 4; this recipe at 12 layers, at step
+#   2500: last subject <= 0.18, flat over blocks 0-7, MLP 0 only, last token 0.72 after block 10. Depth,
+#   order and augmentation alone do not move recall off the last token. With 1 x std noise instead of 3, either
+#   subject token alone recovers about half (0.45-0.54): at 3 x std the noised other token's junk, read by the
+#   last token's attention, hides what one restored token holds.
+# - People as (clan, given name), 4 clans x 72 given names (the given name narrows a person to 4, so the last token
+#   need not read the first subject token): recall 1.00 on every split; the last subject token recovers 0.39 / 0.50
+#   / 0.55 after blocks 0-2 (the first bar met) but its MLP effect is block 0's alone (0.35), and the answer now
+#   reaches the last token only in the last block (0.09 after block 4): the late site is gone. One site moves to
+#   the subject when the other leaves it; neither recipe yet gives both.
 FACTS_LM_CONFIG = TrainConfig(n_layers=6, d_model=128, n_heads=4, n_ctx=64, d_mlp=4 * 128, steps=4000, lr=1.5e-3,
                               warmup=200, **{**LM_OPTIMISATION, "eval_every": 500}, checkpoints=(1500, 2500, 3000),
                               data=dict(p_random=0.1, doc_weights=tuple(facts.DOC_WEIGHTS.items()),
