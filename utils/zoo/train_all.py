@@ -38,8 +38,8 @@ def shipped_cpu_seconds(name: str) -> float:
     folder = MODELS_DIR / name
     if name == CLASSIFIERS:
         path = folder / "classifiers.json"
-        runs = json.loads(path.read_text()) if path.exists() else []
-        return sum(run.get("seconds", 0.0) for run in (runs if isinstance(runs, list) else runs.values()))
+        runs = json.loads(path.read_text()) if path.exists() else {}  # classifier name -> its record
+        return sum(run.get("seconds", 0.0) for run in runs.values())
     path = folder / "training.json"
     record = json.loads(path.read_text()) if path.exists() else {}
     return float(record.get("cpu_time_s") or record.get("wall_seconds") or 0.0)
