@@ -13,7 +13,7 @@ def test_held_out_families_are_unseen_combinations_of_seen_parts():
     assert set(ioi.TRAIN_FAMILIES) | set(ioi.HELD_OUT_FAMILIES) == set(ioi.FAMILIES)
     for part in range(3):  # every intro, middle and action occurs in training
         assert {f[part] for f in ioi.TRAIN_FAMILIES} == {f[part] for f in ioi.FAMILIES}
-    assert not set(ioi.TRAIN_NAMES) & set(ioi.HELD_OUT_NAMES) and len(set(ioi.NAMES)) == len(ioi.NAMES) == 96
+    assert not set(ioi.TRAIN_NAMES) & set(ioi.HELD_OUT_NAMES) and len(set(ioi.NAMES)) == len(ioi.NAMES) == 196
 
 
 def test_training_documents_never_use_held_out_families_or_names_in_ioi():
@@ -29,6 +29,21 @@ def test_training_documents_never_use_held_out_families_or_names_in_ioi():
     assert seen_names == set(ioi.TRAIN_NAMES)
     stories = [ioi.document(rng, {"story": 1.0}) for _ in range(2000)]
     assert set(ioi.HELD_OUT_NAMES) <= {w for doc in stories for w in doc}  # known as names, from other sentences
+
+
+def test_a_share_of_training_ioi_sentences_use_other_words_as_names():
+    """WORD_NAME_SHARE of IOI sentences put two non-name words in the name slots; the answer is still the word
+    that is not repeated, and no such word is a name or a word the sentences are built from."""
+    rng, with_words = random.Random(1), 0
+    words = set(ioi.word_names())
+    assert words and not words & set(ioi.NAMES) and not words & ({"the", "to", "and", ",", "."} | set(ioi.PLACES))
+    for _ in range(2000):
+        doc = ioi.document(rng, {"ioi": 1.0})
+        slots = [w for w in doc[:-2] if w in words]
+        if slots:
+            with_words += 1
+            assert len(set(slots)) == 2 and doc[-2] in slots and slots.count(doc[-2]) == 1, " ".join(doc)
+    assert abs(with_words / 2000 - ioi.WORD_NAME_SHARE) < 0.03
 
 
 def _matches(words: list[str], template: str) -> bool:

@@ -17,7 +17,10 @@ recalling name-specific templates.
 
 The language of `ioi-lm` (utils.zoo.train_lm) is these sentences, short "story" sentences that use every
 name, the course's grammatical sentences and repeated random spans (so that copying heads form);
-`vocabulary()` is its word list.
+`vocabulary()` is its word list. In a quarter of the training IOI sentences the two names are other words
+("when dog and cabinet went to the park , dog gave a drink to" -> cabinet): with names only, a model learned
+an S-inhibition that worked for the names it had trained on and less for others (held-out names 0.66-0.91
+top-1 over three seeds); with other words in the slots, the algorithm cannot rest on who the names are.
 """
 
 from __future__ import annotations
@@ -34,9 +37,16 @@ from utils import corpus
 BOS, PAD, UNK = corpus.BOS, corpus.PAD, corpus.UNK
 MORE_NAMES = """anne beth chris dora fiona gina hugo isaac joel kim liam mona ned owen pam quinn rita seth tara
 uma vince walt yara zoe bella colin dean faye glen holly ines jude""".split()
-NAMES = corpus.NAMES + MORE_NAMES  # 96 single-token names
-HELD_OUT_NAMES = NAMES[-20:]  # never in a training IOI sentence; in story sentences
-TRAIN_NAMES = NAMES[:-20]
+# 100 more names for training IOI sentences (176 in all), so that no name is special.
+EXTRA_NAMES = """abby aaron adele alan albert alma andrew angela anton arthur audrey bruce bryan caleb carmen celia chloe
+clara clive connor craig cyrus damon darren derek doris edwin elena eliza ellen elsie emil ethan felix
+flora fred gavin gemma gloria gordon greta gwen harold heidi howard irene isla jacob jason jasper jenny
+jerry jonah joyce karl keith lana lara lewis lena linda lois lola louis mabel marcus martha megan milo
+molly monica nadia naomi neil nina norman olga otto percy phoebe ralph roger rosa rufus sally silas stella
+stuart tessa theo thea tobias trevor viola vivian walter warren xavier yusuf zara""".split()
+HELD_OUT_NAMES = MORE_NAMES[-20:]  # never in a training IOI sentence; in story sentences
+TRAIN_NAMES = corpus.NAMES + MORE_NAMES[:-20] + EXTRA_NAMES
+NAMES = TRAIN_NAMES + HELD_OUT_NAMES  # 196 single-token names
 PLACES = "store park office school garden house station cafe market beach library farm river kitchen hall".split()
 OBJECTS = "drink ball letter book flower key cake gift box card hat coin map lamp cup".split()
 GIVE = "gave handed passed sent threw brought showed lent".split()
@@ -56,6 +66,7 @@ TRAIN_FAMILIES = tuple(f for f in FAMILIES if f not in HELD_OUT_FAMILIES)
 STORIES = ["{N} went to the {place} .", "{N} saw {M} at the {place} .", "{N} has a {obj} .",
            "{N} and {M} are friends .", "{N} gave the {obj} back .", "{N} was happy .", "{M} called {N} ."]
 DOC_WEIGHTS = {"ioi": 0.5, "story": 0.15, "grammar": 0.15, "repeat": 0.2}
+WORD_NAME_SHARE = 0.25  # training IOI sentences whose two "names" are other words: the algorithm cannot be name-specific
 SPLITS = {"train": (TRAIN_FAMILIES, TRAIN_NAMES), "held-out families": (HELD_OUT_FAMILIES, TRAIN_NAMES),
           "held-out names": (TRAIN_FAMILIES, HELD_OUT_NAMES), "held-out both": (HELD_OUT_FAMILIES, HELD_OUT_NAMES)}
 
@@ -120,12 +131,22 @@ def token_ids() -> dict[str, int]:
     return {w: i for i, w in enumerate(corpus.SPECIAL_TOKENS + vocabulary())}
 
 
+@cache
+def word_names() -> list[str]:
+    """The words that stand in for names in WORD_NAME_SHARE of training IOI sentences: every word of the
+    language but names and the words, places, objects and verbs that IOI sentences and stories are made of."""
+    structure = {w for text in INTROS + MIDDLES + ACTIONS + STORIES for w in text.split()}
+    structure |= set(PLACES) | set(OBJECTS) | set(GIVE) | set(ARRIVED) | {",", "."}
+    return sorted(set(vocabulary()) - structure - set(NAMES))
+
+
 def document(rng: random.Random, weights: dict[str, float]) -> list[str]:
-    """One training document: an IOI sentence with its answer, a story sentence, a grammatical sentence,
-    or a random span repeated after (maybe) a sentence."""
+    """One training document: an IOI sentence with its answer (with two names, or in WORD_NAME_SHARE of them
+    two other words), a story sentence, a grammatical sentence, or a random span repeated after (maybe) a
+    sentence."""
     kind = rng.choices(list(weights), list(weights.values()))[0]
     if kind == "ioi":
-        io, s = rng.sample(TRAIN_NAMES, 2)
+        io, s = rng.sample(word_names() if rng.random() < WORD_NAME_SHARE else TRAIN_NAMES, 2)
         return sentence(rng, rng.choice(TRAIN_FAMILIES), io, s) + [io, "."]
     if kind == "story":
         n, m = rng.sample(NAMES, 2)
