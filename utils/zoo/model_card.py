@@ -412,7 +412,9 @@ def ioi_section(name: str, c: dict) -> list[str]:
                    [[split, fmt(v["top1"]), fmt(v["logit_diff"], 2), fmt(v["abc_logit_diff"], 2)] for split, v in splits.items()])
     if c.get("seeds"):
         seeds = c["seeds"]
-        lines += ["", f"Seeds of the recipe (the shipped weights are seed {c['training']['seed']}, the median by held-out-name top-1):", ""]
+        lines += ["", f"Seeds of the recipe (the shipped weights are seed {c['training']['seed']}: held-out names and a "
+                      "name-mover head by the rule below are seed-dependent, and the shipped seed has both without being "
+                      "the best by held-out-name top-1):", ""]
         lines += table(["seed"] + list(ioi.SPLITS) + ["name-mover-like heads", "sink share (text)"],
                        [[str(seed)] + [fmt(r["splits"][split]["top1"]) for split in ioi.SPLITS]
                         + [heads_text(r["name_movers"]), fmt(r["sink_share_text"], 2)] for seed, r in seeds.items()])
