@@ -1,6 +1,5 @@
 """The model loader: course models offline, a fast clear failure for hub models offline, bad input."""
 
-import time
 
 import pytest
 import torch
@@ -57,10 +56,8 @@ def test_a_typo_is_not_an_outage(typo, meant, monkeypatch):
 
     monkeypatch.setattr(models, "_load_hub_model", no_hub)
     monkeypatch.setattr(models, "_hub_reachable", no_hub)
-    start = time.perf_counter()
     with pytest.raises(models.ModelUnavailableError) as error:
         models.load_model(typo)
-    assert time.perf_counter() - start < 0.5
     assert str(error.value) == (f"no course model named {typo!r}; did you mean {meant}? The course ships: "
                                 "attn-only-2l, course-lm, facts-lm, ioi-lm, pointer-32, pointer-8. (Hugging Face models load by their "
                                 "hub name, e.g. load_model('gpt2').)")
@@ -74,13 +71,15 @@ def test_hub_names_and_course_names_are_not_typos(name):
 
 
 def test_hub_model_offline_fails_at_once_with_what_to_do(monkeypatch):
-    import transformer_lens.model_bridge  # noqa: F401  (imported before the clock starts: seconds on a busy machine)
+    from transformer_lens.model_bridge import TransformerBridge
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("offline and not cached: loading must fail before asking the hub")
 
     monkeypatch.setattr(models, "_hub_reachable", lambda timeout=1.0: False)
-    start = time.perf_counter()
+    monkeypatch.setattr(TransformerBridge, "boot_transformers", no_download)
     with pytest.raises(models.ModelUnavailableError) as error:
         models.load_model("surely-not-cached/model-xyz")
-    assert time.perf_counter() - start < 3
     assert "you are offline and it is not in the Hugging Face cache" in str(error.value)
     assert "load_model('course-lm')" in str(error.value)
 
