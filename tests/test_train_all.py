@@ -27,3 +27,23 @@ def test_longest_recipes_start_first(tmp_path: Path, monkeypatch):
     assert seconds == sorted(seconds, reverse=True) and seconds[0] > 1000  # ioi-lm / course-lm, not a pointer
     assert [run["model"] for run in record["models"]] == started
     assert (tmp_path / "zoo_timing.json").exists()
+
+
+def test_the_timing_record_says_which_machine_and_the_card_quotes_it(tmp_path: Path, monkeypatch):
+    import json
+
+    import torch
+
+    from utils.zoo import model_card
+
+    monkeypatch.setattr(train_all, "train_one", lambda name, out, smoke: {"model": name, "wall_seconds": 90.0,
+                                                                          "exit_code": 0})
+    record = train_all.train_all(tmp_path / "zoo", jobs=2)
+    assert record["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and record["cpu_count"] >= 1
+    assert len(record["date"]) == 10 and record["jobs"] == 2
+    monkeypatch.setattr(model_card, "MODELS_DIR", tmp_path)
+    assert model_card.zoo_timing_lines() == []  # no timing copied into the models folder: no line
+    (tmp_path / "zoo_timing.json").write_text(json.dumps({**record, "wall_seconds": 2622.4}))
+    line = model_card.zoo_timing_lines()[0]
+    assert "**43.7 minutes**" in line and f"{record['cpu_capability']}, {record['date']}" in line
+    assert all(f"{name} 1.5" in line for name in train_all.recipe_names())  # 90 s each

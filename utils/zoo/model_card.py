@@ -318,6 +318,21 @@ def overview(cards: dict[str, dict]) -> list[str]:
                   "train CPU s", "loss", "load s"], rows)
 
 
+def zoo_timing_lines() -> list[str]:
+    """The whole zoo trained end to end (`python -m utils.zoo.train_all`), from models/zoo_timing.json."""
+    path = MODELS_DIR / "zoo_timing.json"
+    if not path.exists():
+        return []
+    record = json.loads(path.read_text())
+    models = ", ".join(f"{run['model']} {run['wall_seconds'] / 60:.1f}" for run in record["models"])
+    return [f"The whole zoo, trained end to end by `python -m utils.zoo.train_all --jobs {record['jobs']}` on "
+            f"{record['cpu_count']} cores ({record['cpu_capability']}, {record['date']}): "
+            f"**{record['wall_seconds'] / 60:.1f} minutes** of wall time, longest recipes first, one core each "
+            f"(minutes per model: {models}). The shipped weights are not that run's: a recipe repeats bit for bit on "
+            "one machine, but another machine's floating-point noise gives other weights (the CPU kind of each "
+            "shipped run is in its training.json).", ""]
+
+
 def heads_text(heads: list) -> str:
     return ", ".join(f"{l}.{h}" for l, h in heads) or "none"
 
@@ -593,7 +608,7 @@ def markdown(cards: dict[str, dict]) -> str:
              "target (pointer models). Training ran on one CPU thread; wall time includes waiting for a shared "
              "machine, CPU time does not (– where not recorded). Load times are for a second load, after imports.",
              ""]
-    lines += overview(cards) + [""]
+    lines += overview(cards) + [""] + zoo_timing_lines()
     for name, c in cards.items():
         lines += (pointer_section(name, c) if name in pointer.TASKS else ioi_section(name, c) if name == "ioi-lm"
                   else facts_section(name, c) if name == "facts-lm" else lm_section(name, c))

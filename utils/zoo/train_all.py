@@ -7,7 +7,8 @@
 Each recipe runs in its own process on one thread (OMP_NUM_THREADS=1), so `jobs` processes use `jobs`
 cores. The longest recipes start first (longest-processing-time scheduling, by the CPU seconds of the
 shipped runs), which keeps the cores busy until the end. Writes OUT/zoo_timing.json: each model's wall
-seconds and the whole zoo's. Never writes into models/ unless --out says so.
+seconds and the whole zoo's. Never writes into models/ unless --out says so. The model card reports the
+timing of a run copied to models/zoo_timing.json.
 """
 
 from __future__ import annotations
@@ -67,7 +68,10 @@ def train_all(out: Path, jobs: int = 2, smoke: bool = False) -> dict:
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         runs = list(pool.map(lambda name: train_one(name, out, smoke), names))
-    record = {"jobs": jobs, "smoke": smoke, "cpu_count": os.cpu_count(),
+    import torch
+
+    record = {"jobs": jobs, "smoke": smoke, "cpu_count": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
+              "cpu_capability": torch.backends.cpu.get_cpu_capability(),
               "wall_seconds": round(time.perf_counter() - start, 1), "models": runs}
     (out / "zoo_timing.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
