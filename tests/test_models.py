@@ -1,6 +1,5 @@
 """The model loader: course models offline, a fast clear failure for hub models offline, bad input."""
 
-
 import pytest
 import torch
 
