@@ -81,7 +81,8 @@ IOI_LM_CONFIG = TrainConfig(n_layers=4, d_model=128, n_heads=4, n_ctx=64, d_mlp=
 #   / 0.55 after blocks 0-2 (the first bar met) but its MLP effect is block 0's alone (0.35), and the answer now
 #   reaches the last token only in the last block (0.09 after block 4): the late site is gone. One site moves to
 #   the subject when the other leaves it; neither recipe yet gives both.
-# - Four more worlds (2026-12-02, seed 0, 4000 steps unless said, 60-100 recalled facts, 2 noise samples each, window 1):
+# - Four more worlds (2026-12-02, seed 0, 4000 steps unless said, 60-100 recalled facts, 2 noise samples each,
+#   window 1):
 #   names of 3 parts from one pool of 8 (ordered; no bag of parts identifies anyone): learns slowly (recall 0.67),
 #   last subject <= 0.17, MLP 0 only, last token 0.35 after block 4. Names of 2 to 4 parts from one pool of 12, at
 #   step 2000 (recall 0.95-0.99): last subject <= 0.18, MLP 0 only, last token 0.84 after block 4. Name parts that
