@@ -94,6 +94,15 @@ IOI_LM_CONFIG = TrainConfig(n_layers=4, d_model=128, n_heads=4, n_ctx=64, d_mlp=
 #   in blocks 0-3 and 0.29 after block 4, its MLP effect block 0's alone (0.16). Across twelve
 #   worlds (one stopped early), more parts, ordered parts and ambiguous parts do not put ROME's enrichment in
 #   MLPs after layer 0 (scratch scripts described in the 2026-12-02 session notes).
+# - Later on 2026-12-02 (seed 0, 100 recalled facts, 2 noise samples, window 1). 96 x 96 parts, 12 people per part
+#   (1152 people), 4 or 8 heads, 5000 steps: recall 0.15-0.21, not learned; not traced. Language a fixed function of
+#   country (a two-step recall), this recipe's names: recall 1.00, last token 0.30 / 0.95 after blocks 3 / 4, last
+#   subject <= 0.07, MLP 0 only; no attribute decodable from the subject state (probe on held-out people <= 0.22).
+#   The same with (clan, given name) people, 4 x 72: recall 0.63-1.00; the subject state *is* enriched (probe on
+#   held-out people: country 0.33 after block 0, 0.60 after block 3, 0.78 after block 5; embeddings alone 0.10,
+#   majority 0.07), yet restoring any subject token recovers <= 0.04: the last token's block-0 attention copies
+#   the name tokens (alone 0.34) and the lookup runs at the last token (0.92 after block 4). A probe finds
+#   enrichment that the prediction does not use.
 FACTS_LM_CONFIG = TrainConfig(n_layers=6, d_model=128, n_heads=4, n_ctx=64, d_mlp=4 * 128, steps=4000, lr=1.5e-3,
                               warmup=200, **{**LM_OPTIMISATION, "eval_every": 500}, checkpoints=(1500, 2500, 3000),
                               data=dict(p_random=0.1, doc_weights=tuple(facts.DOC_WEIGHTS.items()),
