@@ -103,6 +103,21 @@ IOI_LM_CONFIG = TrainConfig(n_layers=4, d_model=128, n_heads=4, n_ctx=64, d_mlp=
 #   majority 0.07), yet restoring any subject token recovers <= 0.04: the last token's block-0 attention copies
 #   the name tokens (alone 0.34) and the lookup runs at the last token (0.92 after block 4). A probe finds
 #   enrichment that the prediction does not use.
+# - The closest yet: the same clan world with another person named in a clause of 60 % of the training fact
+#   sentences (a clause in 80 %, naming someone in 75 % of those; evaluation prompts unchanged), so the last token
+#   must find the subject by its place, not its words: recall 1.00 on every split; the last token reads the subject
+#   in block 3 (attention 0.31; the last token 0.98 after block 3: the late site); the last subject token recovers
+#   0.21 / 0.25 / 0.22 after blocks 0-2 (step 2000: 0.33 / 0.37 / 0.33; step 3000: 0.25 / 0.30 / 0.26) and its MLP
+#   effect is still block 0's (0.21; blocks 1-2 0.02), though the probe finds enrichment rising through blocks 0-3
+#   (country 0.28 / 0.42 / 0.58 / 0.64). The same distractors with this recipe's names: no enrichment, last subject
+#   <= 0.13, last token 0.58 after block 4. ROME's shape without ROME's size: below the 0.5 bar. Restoring both
+#   subject tokens recovers 0.58 / 0.36 / 0.30 after blocks 0-2: the noise has spread into the positions after the
+#   subject, which the last token also reads. With symmetric token replacement instead of noise (swapped_subject),
+#   the last subject token recovers 1.00 of the logit difference after blocks 0-2 and the last token 1.00 after
+#   block 3 (block 3's attention alone 1.00); per-layer MLP patching there: MLP 0 0.94, MLPs 1-2 0.05 each.
+#   Fragile: without the derived language the last token reads the subject in block 1 (noise: last token 0.46
+#   after block 1; STR: last subject 0.84 after block 0 only), and with 8 clans x 36 given names the read is split
+#   (STR: last subject 0.47-0.49 through block 3, last token 0.50-0.54 before block 4; noise: last subject <= 0.15).
 FACTS_LM_CONFIG = TrainConfig(n_layers=6, d_model=128, n_heads=4, n_ctx=64, d_mlp=4 * 128, steps=4000, lr=1.5e-3,
                               warmup=200, **{**LM_OPTIMISATION, "eval_every": 500}, checkpoints=(1500, 2500, 3000),
                               data=dict(p_random=0.1, doc_weights=tuple(facts.DOC_WEIGHTS.items()),
