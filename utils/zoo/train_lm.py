@@ -118,6 +118,11 @@ IOI_LM_CONFIG = TrainConfig(n_layers=4, d_model=128, n_heads=4, n_ctx=64, d_mlp=
 #   Fragile: without the derived language the last token reads the subject in block 1 (noise: last token 0.46
 #   after block 1; STR: last subject 0.84 after block 0 only), and with 8 clans x 36 given names the read is split
 #   (STR: last subject 0.47-0.49 through block 3, last token 0.50-0.54 before block 4; noise: last subject <= 0.15).
+#   Seeds 1 and 2 of the clan + derived + distractor world (recall 1.00 on every split): under noise the last subject
+#   token recovers 0.53 / 0.63 / 0.54 after blocks 0-2 (seed 1) and 0.56 / 0.41 / 0.02 (seed 2), the last token 0.99
+#   after block 4 (seed 1) and 0.85 / 0.97 after blocks 2 / 3 (seed 2); under STR the last subject 1.00 until the
+#   handoff on both (blocks 4 and 2). The MLP effect stays block 0's on all three seeds (0.21 / 0.43 / 0.59 against
+#   0.02 / 0.02 / 0.06 for MLPs 1-2): the early bar's size met on 2 of 3 seeds, its MLP condition on none.
 FACTS_LM_CONFIG = TrainConfig(n_layers=6, d_model=128, n_heads=4, n_ctx=64, d_mlp=4 * 128, steps=4000, lr=1.5e-3,
                               warmup=200, **{**LM_OPTIMISATION, "eval_every": 500}, checkpoints=(1500, 2500, 3000),
                               data=dict(p_random=0.1, doc_weights=tuple(facts.DOC_WEIGHTS.items()),
