@@ -107,7 +107,7 @@ IOI_LM_CONFIG = TrainConfig(n_layers=4, d_model=128, n_heads=4, n_ctx=64, d_mlp=
 #   sentences (a clause in 80 %, naming someone in 75 % of those; evaluation prompts unchanged), so the last token
 #   must find the subject by its place, not its words: recall 1.00 on every split; the last token reads the subject
 #   in block 3 (attention 0.31; the last token 0.98 after block 3: the late site); the last subject token recovers
-#   0.21 / 0.25 / 0.22 after blocks 0-2 (step 2000: 0.33 / 0.37 / 0.33; step 3000: 0.25 / 0.30 / 0.26) and its MLP
+#   0.21 / 0.25 / 0.22 after blocks 0-2 (another noise seed: 0.05 / 0.27 / 0.12; step 2000: 0.33 / 0.37 / 0.33) and its MLP
 #   effect is still block 0's (0.21; blocks 1-2 0.02), though the probe finds enrichment rising through blocks 0-3
 #   (country 0.28 / 0.42 / 0.58 / 0.64). The same distractors with this recipe's names: no enrichment, last subject
 #   <= 0.13, last token 0.58 after block 4. ROME's shape without ROME's size: below the 0.5 bar. Restoring both
@@ -120,7 +120,7 @@ IOI_LM_CONFIG = TrainConfig(n_layers=4, d_model=128, n_heads=4, n_ctx=64, d_mlp=
 #   (STR: last subject 0.47-0.49 through block 3, last token 0.50-0.54 before block 4; noise: last subject <= 0.15).
 #   Seeds 1 and 2 of the clan + derived + distractor world (recall 1.00 on every split): under noise the last subject
 #   token recovers 0.53 / 0.63 / 0.54 after blocks 0-2 (seed 1) and 0.56 / 0.41 / 0.02 (seed 2), the last token 0.99
-#   after block 4 (seed 1) and 0.85 / 0.97 after blocks 2 / 3 (seed 2); under STR the last subject 1.00 until the
+#   after block 4 (seed 1) and 0.85 / 0.97 after blocks 2 / 3 (seed 2); under STR the last subject 0.97-1.00 until the
 #   handoff on both (blocks 4 and 2). The MLP effect stays block 0's on all three seeds (0.21 / 0.43 / 0.59 against
 #   0.02 / 0.02 / 0.06 for MLPs 1-2): the early bar's size met on 2 of 3 seeds, its MLP condition on none.
 FACTS_LM_CONFIG = TrainConfig(n_layers=6, d_model=128, n_heads=4, n_ctx=64, d_mlp=4 * 128, steps=4000, lr=1.5e-3,
