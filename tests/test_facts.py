@@ -8,21 +8,42 @@ import pytest
 from utils import corpus, facts
 
 
-def test_every_name_part_is_shared_by_twelve_people_and_every_pair_is_one_person():
+def test_every_clan_and_given_name_pair_is_one_person_and_no_token_identifies_anyone():
     people = facts.people()
-    assert len(people) == facts.N_PARTS * facts.PER_PART
+    assert len(people) == facts.N_CLANS * facts.N_GIVEN == 288
     assert len({p.words for p in people}) == len(people)  # the pair identifies the person
-    assert set(Counter(p.words[0] for p in people).values()) == {facts.PER_PART}
-    assert set(Counter(p.words[1] for p in people).values()) == {facts.PER_PART}
-    assert not set(facts.FIRST_PARTS) & set(facts.LAST_PARTS)
+    assert set(Counter(p.words[0] for p in people).values()) == {facts.N_GIVEN}  # a clan: 72 people
+    assert set(Counter(p.words[1] for p in people).values()) == {facts.N_CLANS}  # a given name: 4 people
+    assert not set(facts.CLANS) & set(facts.GIVEN_NAMES)
+    assert not (set(facts.CLANS) | set(facts.GIVEN_NAMES)) & set(corpus.NAMES)
 
 
-def test_attributes_are_fixed_by_the_world_and_vary_within_a_name_part():
+def test_attributes_are_fixed_by_the_world_and_neither_name_token_gives_them():
     people = facts.people()
     assert people == facts.people.__wrapped__()  # rebuilt from WORLD_SEED: the same world
-    for part in facts.FIRST_PARTS[:3]:
-        sharing = [p for p in people if p.words[0] == part]
-        assert len({p.attributes["country"] for p in sharing}) > 3  # the first part alone does not give the answer
+    for clan in facts.CLANS:
+        assert len({p.attributes["country"] for p in people if p.words[0] == clan}) > 10
+    ambiguous = [len({p.attributes["country"] for p in people if p.words[1] == given}) > 1 for given in facts.GIVEN_NAMES]
+    assert sum(ambiguous) >= 0.9 * len(ambiguous)  # a given name alone rarely fixes the country (4 people each)
+
+
+def test_language_is_a_function_of_country_and_uses_every_language():
+    people = facts.people()
+    assert all(p.attributes["language"] == facts.LANGUAGE_OF[p.attributes["country"]] for p in people)
+    assert set(facts.LANGUAGE_OF) == set(corpus.RELATIONS["country"])
+    assert {p.attributes["language"] for p in people} == set(corpus.RELATIONS["language"])
+
+
+def test_most_training_fact_sentences_name_another_person_between_subject_and_relation():
+    rng = random.Random(6)
+    names = {" ".join(p.words) for p in facts.people()}
+    sentences = [" ".join(facts.document(rng, {"fact": 1.0})) for _ in range(4000)]
+    naming = [any(name in s.split(" , ")[1] for name in names) if " , " in s else False for s in sentences]
+    with_clause = [" , " in s for s in sentences]
+    assert abs(sum(with_clause) / 4000 - facts.P_CLAUSE) < 0.03
+    assert abs(sum(naming) / 4000 - facts.P_CLAUSE * facts.P_NAMING) < 0.03  # 0.6
+    evaluated = [" , " in p.text for p in facts.prompts(2000, "train phrasings", seed=6)]
+    assert abs(sum(evaluated) / 2000 - 0.5) < 0.04  # evaluation keeps the plain mixture: a clause in half
 
 
 def _training_text(n_docs: int = 3000) -> str:

@@ -1,25 +1,29 @@
 """The world of facts-lm: people whose identity takes two tokens, their attributes, and the documents that
 state them (notebook 05, causal tracing).
 
-Every person is a (first, last) pair of invented name parts. Each first part is shared by 12 people and
-each last part by 12, so no single token identifies anyone: a model must combine the two before it can
-look anything up, which puts ROME's early site (subject enrichment at the last subject token) past the
-first block. Two kinds of document state facts:
+Every person is a (clan, given name) pair: 4 clans x 72 given names, 288 people. A clan is shared by 72
+people and a given name by 4, so no single token identifies anyone: a model must combine the two before it can
+look anything up. Each person has a country and a profession drawn at random, and a language that is a fixed
+function of the country (LANGUAGE_OF), so part of what is known about a person can be derived from the rest.
+Two kinds of document state facts:
 
-- **fact**: "{first} {last} [, clause ,] {relation phrase} {attribute} ." The relation is named after the
-  subject, so the attribute must be retrieved at the last token (ROME's late site);
-- **registry**: "records , {first} {last} {the three attributes, in a random order} ." Any of the three may
+- **fact**: "{clan} {given} [, clause ,] {relation phrase} {attribute} ." The relation is named after the
+  subject, so the attribute must be retrieved at the last token (ROME's late site). In training, 80 % of fact
+  sentences carry a clause and 75 % of those name another person ("who grew up near {other}", "like {other}",
+  "according to {other}"): the last token cannot find the subject by its words, only by its place;
+- **registry**: "records , {clan} {given} {the three attributes, in a random order} ." Any of the three may
   follow the name, so the best prediction at the last subject token puts a third on each of the person's
   attributes: the subject's representation must hold all three (ROME's subject enrichment).
 
 Training starts with registry documents only (EARLY_WEIGHTS, for the recipe's first steps) and then adds
 fact documents: by the time the model meets "{subject} {relation phrase}", the attributes are already
 at the last subject token, and reading them from there is the cheapest way to recall. This is how the
-model is built to have ROME's two sites; notebook 05 says so.
+model is built to have ROME's two sites; notebook 05 says so, and measures how far it worked.
 
 Held out of training, for measuring generalisation: a new phrasing of each relation made only of words the
 training phrasings use (so a miss is not an unknown word), two clauses, and any two clauses in a row
-(training uses at most one).
+(training uses at most one). Evaluation prompts (`prompts`) keep the plain mixture: a training clause in half
+of the "train phrasings" prompts, any of the nine.
 """
 
 from __future__ import annotations
@@ -33,14 +37,21 @@ from utils import corpus
 from utils.corpus import FactPrompt, Subject
 
 WORLD_SEED = 4321  # fixes the people and their attributes; never changes
-N_PARTS, PER_PART = 24, 12  # 24 first and 24 last parts; each part in 12 people: 288 people
-FIRST_PARTS = corpus._pseudo_words(N_PARTS, seed=11, avoid=set(corpus.NAMES))
-LAST_PARTS = corpus._pseudo_words(N_PARTS, seed=12, avoid=set(corpus.NAMES) | set(FIRST_PARTS))
+N_CLANS, N_GIVEN = 4, 72  # every (clan, given name) pair is a person: 288 people
+CLANS = corpus._pseudo_words(N_CLANS, seed=11, avoid=set(corpus.NAMES))
+GIVEN_NAMES = corpus._pseudo_words(N_GIVEN, seed=12, avoid=set(corpus.NAMES) | set(CLANS))
+LANGUAGE_OF = {"france": "french", "spain": "spanish", "italy": "italian", "egypt": "arabic", "peru": "quechua",
+               "chile": "spanish", "japan": "japanese", "india": "hindi", "kenya": "swahili", "norway": "norwegian",
+               "sweden": "danish", "brazil": "german", "canada": "french", "mexico": "spanish",
+               "greece": "russian"}  # an invented world: every language of corpus.RELATIONS, fixed by the country
 TRAIN_PHRASES = corpus.RELATION_PHRASES
 HELD_OUT_PHRASES = {"country": ["was raised in the country of"], "language": ["grew up speaking the language"],
                     "profession": ["was born to work as a"]}  # new orders of training words
 TRAIN_CLAUSES = corpus.CLAUSES
 HELD_OUT_CLAUSES = corpus.HELD_OUT_CLAUSES
+NAMING_CLAUSES = [c for c in TRAIN_CLAUSES if "{other}" in c]  # clauses that name another person
+PLAIN_CLAUSES = [c for c in TRAIN_CLAUSES if "{other}" not in c]
+P_CLAUSE, P_NAMING = 0.8, 0.75  # training fact sentences: a clause in 80 %, naming another person in 75 % of those
 DOC_WEIGHTS = {"fact": 0.35, "registry": 0.3, "grammar": 0.15, "repeat": 0.2}
 EARLY_WEIGHTS = {"registry": 0.6, "grammar": 0.2, "repeat": 0.2}  # the first steps: no fact documents
 SPLITS = ("train phrasings", "held-out phrasings", "held-out clauses", "two clauses")
@@ -48,21 +59,21 @@ SPLITS = ("train phrasings", "held-out phrasings", "held-out clauses", "two clau
 
 @cache
 def people() -> list[Subject]:
-    """288 people: (FIRST_PARTS[i], LAST_PARTS[(i + s) % 24]) for 12 offsets s; attributes drawn at random."""
+    """288 people, clan-major: every (clan, given name) pair; country and profession drawn at random,
+    language = LANGUAGE_OF[country]."""
     rng = random.Random(WORLD_SEED)
-    offsets = sorted(rng.sample(range(N_PARTS), PER_PART))
     found = []
-    for i, first in enumerate(FIRST_PARTS):
-        for s in offsets:
-            attributes = {relation: rng.choice(values) for relation, values in corpus.RELATIONS.items()}
-            found.append(Subject((first, LAST_PARTS[(i + s) % N_PARTS]), attributes))
+    for clan in CLANS:
+        for given in GIVEN_NAMES:
+            drawn = {relation: rng.choice(values) for relation, values in corpus.RELATIONS.items()}
+            found.append(Subject((clan, given), {**drawn, "language": LANGUAGE_OF[drawn["country"]]}))
     return found
 
 
 @cache
 def vocabulary() -> list[str]:
     """Every word the facts-lm language emits (specials excluded), sorted."""
-    words = set(FIRST_PARTS) | set(LAST_PARTS) | {"records", ",", "."}
+    words = set(CLANS) | set(GIVEN_NAMES) | {"records", ",", "."}
     words |= {w for values in corpus.RELATIONS.values() for w in values}
     for text in sum(corpus.RELATION_PHRASES.values(), []) + TRAIN_CLAUSES + HELD_OUT_CLAUSES:
         words |= {w for w in text.split() if w != "{other}"}
@@ -100,12 +111,21 @@ def fact_words(rng: random.Random, person: Subject, relation: str, split: str = 
     return words + rng.choice(phrases[relation]).split()
 
 
+def training_fact_words(rng: random.Random, person: Subject, relation: str) -> list[str]:
+    """A training fact sentence (no answer), as words: a clause in P_CLAUSE of them, naming another person in
+    P_NAMING of those, so that most put another name between the subject and the relation."""
+    words = list(person.words)
+    if rng.random() < P_CLAUSE:
+        words += _clauses(rng, [rng.choice(NAMING_CLAUSES if rng.random() < P_NAMING else PLAIN_CLAUSES)], person)
+    return words + rng.choice(TRAIN_PHRASES[relation]).split()
+
+
 def document(rng: random.Random, weights: dict[str, float] = DOC_WEIGHTS) -> list[str]:
     """One training document, as words."""
     kind = rng.choices(list(weights), list(weights.values()))[0]
     if kind == "fact":
         person, relation = rng.choice(people()), rng.choice(list(corpus.RELATIONS))
-        return fact_words(rng, person, relation) + [person.attributes[relation], "."]
+        return training_fact_words(rng, person, relation) + [person.attributes[relation], "."]
     if kind == "registry":
         person = rng.choice(people())
         attributes = [person.attributes[r] for r in rng.sample(list(corpus.RELATIONS), len(corpus.RELATIONS))]

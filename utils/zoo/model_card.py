@@ -18,6 +18,7 @@ import argparse
 import json
 import random
 import time
+from pathlib import Path
 
 import torch
 
@@ -270,6 +271,56 @@ def measure_facts_lm(model, n: int = 300) -> dict:
             "sinks": sink_figures(model, text=text, words=words)}
 
 
+def symmetric_replacement(model, prompts: list, n_facts: int = 100) -> dict:
+    """Symmetric token replacement (Zhang & Nanda 2023) over the first `n_facts` recalled prompts: the subject
+    swapped for another person's (facts.swapped_subject), the clean hidden state after each block restored at the
+    last subject token or the last token; normalised logit difference (clean answer minus the other person's:
+    0 = swapped run, 1 = clean run), mean over facts per layer."""
+    correct = [p for p, ok in zip(prompts, tracing.recalled(model, prompts).tolist()) if ok][:n_facts]
+    n_layers = model.cfg.n_layers
+    fractions = torch.zeros(len(correct), 2, n_layers)  # [fact, (last subject, last token), layer]
+    for i, prompt in enumerate(correct):
+        other = facts.swapped_subject(prompt, seed=i)
+        clean, swapped = model.to_tokens(prompt.text)[0], model.to_tokens(other.text)[0]
+        positions = (prompt.subject_span[1] - 1, len(clean) - 1)
+        sites = [(f"blocks.{layer}.hook_resid_post", pos) for pos in positions for layer in range(n_layers)]
+        answer, wrong = tracing.word_token(model, prompt.answer), tracing.word_token(model, other.answer)
+        with torch.no_grad():
+            ends = model(torch.stack([clean, swapped]))[:, -1]  # [2, vocab]
+        high, low = (ends[:, answer] - ends[:, wrong]).tolist()
+        patched = tracing.patch_sites(model, clean, swapped, sites)  # [sites, vocab]
+        fractions[i] = ((patched[:, answer] - patched[:, wrong] - low) / (high - low)).view(2, n_layers)
+    mean = fractions.mean(0)
+    return {"n_facts": len(correct), "last_subject": mean[0].tolist(), "last_token": mean[1].tolist()}
+
+
+def facts_seed_figures(model, n: int = 300) -> dict:
+    """The figures of one facts-lm seed: recall by split; the hidden-state, MLP and attention traces (window 1,
+    100 facts, fresh noise per fact, the card's prompts); symmetric token replacement on the same facts."""
+    prompts = facts.prompts(400, "train phrasings", seed=SEED)
+    trace = trace_summary(model, prompts=prompts, window=1)
+    by_class = trace["by_class"]
+    return {"recall": {split: tracing.recalled(model, facts.prompts(n, split, seed=SEED)).float().mean().item()
+                       for split in facts.SPLITS},
+            "last_subject": by_class["resid"]["last subject"]["mean"], "last_token": by_class["resid"]["last"]["mean"],
+            "mlp_last_subject": by_class["mlp"]["last subject"]["mean"],
+            "attn_peak": max(by_class["attn"], key=lambda name: max(by_class["attn"][name]["mean"])),
+            "symmetric_replacement": symmetric_replacement(model, prompts)}
+
+
+def facts_seeds(folders: dict[int, str]) -> dict:
+    """facts_seed_figures of every seed of the facts-lm recipe (folders of weights trained with --seed)."""
+    from transformer_lens.model_bridge import TransformerBridge
+
+    out = {}
+    for seed, folder in folders.items():
+        model = TransformerBridge.boot_transformers(str(folder), device="cpu").eval()
+        out[seed] = facts_seed_figures(model)
+        record = json.loads((Path(folder) / "training.json").read_text())
+        out[seed]["train_wall_s"] = record.get("wall_time_s", record.get("wall_seconds"))
+    return out
+
+
 def measure(name: str) -> dict:
     """Every measurement of one course model."""
     model = load_model(name)
@@ -383,32 +434,49 @@ def facts_section(name: str, c: dict) -> list[str]:
     """facts-lm: recall by split against the most common value, the trace (window 1), the seeds, sinks."""
     common = ", ".join(f"{r} {fmt(v, 2)}" for r, v in c["most_common_share"].items())
     lines = [f"## `{name}`", "",
-             "People whose name takes two tokens (each token shared by 12 of 288 people) and three attributes each "
-             "(utils/facts.py); built for notebook 05's causal tracing. Training starts with registry entries alone "
-             "(any attribute may follow the name), then adds fact sentences: the recipe is designed to give the model "
-             "a reason to store a person's attributes at the last subject token (ROME's early site); whether it does "
-             "is measured below, on every seed.", "",
+             f"People named by a clan and a given name ({facts.N_CLANS} clans × {facts.N_GIVEN} given names: "
+             f"{facts.N_CLANS * facts.N_GIVEN} people, so no single token identifies anyone) with a country, a "
+             "profession and a language fixed by the country (utils/facts.py); built for notebook 05's causal "
+             "tracing. Training starts with registry entries alone (any attribute may follow the name), then adds "
+             "fact sentences, most of which name another person in a clause between the subject and the relation: "
+             "the recipe is designed to give the model a reason to hold a person's attributes at the last subject "
+             "token (ROME's early site) and to find the subject by its place; whether it does is measured below, on "
+             "every seed.", "",
              f"- Held-out loss on the world's own text {fmt(c['loss'])} (full-length contexts).",
              "- Recall top-1 (300 prompts each): " + "; ".join(f"{split} {fmt(v, 2)}" for split, v in c["recall"].items())
              + f" (the most common value of a relation: {common}).", ""]
     lines += trace_section(c["causal_trace"]) + [""]
-    seeds = c.get("seeds", {}).get("seeds", {})
+    record = c.get("seeds", {})
+    seeds = record.get("seeds", {})
     if seeds:
-        layers = range(len(next(iter(seeds.values()))["last_subject"]))
-        header = ["seed"] + [f"recall, {split}" for split in facts.SPLITS] + [
-            f"last subject after block {l}" for l in layers] + [f"last token after block {l}" for l in layers]
-        rows = [[s] + [fmt(f["recall"][split], 2) for split in facts.SPLITS] + [fmt(v, 2) for v in f["last_subject"]]
-                + [fmt(v, 2) for v in f["last_token"]] for s, f in seeds.items()]
-        before_last = {s: max(f["last_token"][:-1]) for s, f in seeds.items()}
-        late = sum(v >= 0.7 for v in before_last.values())
-        others = [v for v in before_last.values() if v < 0.7]
-        early = sum(max(f["last_subject"][1:]) >= 0.5 for f in seeds.values())
-        lines += [f"Every seed of the recipe ({len(seeds)}; the hidden-state trace, mean recovered fraction over 100 "
-                  "facts, fresh noise per fact):", ""] + table(header, rows) + [
-                  "", f"ROME's late site (the last token recovers ≥ 0.7 before the last block) on {late} of {len(seeds)} "
-                  f"seeds" + (f" (on the others it recovers at most {fmt(max(others), 2)} before the last block: the answer "
-                  "arrives there only in the last block)" if others else "") + "; the early site (the last subject "
-                  f"token recovers ≥ 0.5 after block 0 or later) on {early} of {len(seeds)}.", ""]
+        n_layers = len(next(iter(seeds.values()))["last_subject"])
+        first_half = n_layers // 2
+        header = (["seed"] + [f"recall, {split}" for split in facts.SPLITS]
+                  + ["last subject, best of blocks 0-" + str(first_half - 1), "MLP 0 at the last subject",
+                     "best later MLP there", "last token, best before the last block", "attention trace peaks at",
+                     "STR: last subject, best of blocks 0-" + str(first_half - 1), "STR: last token, best before the last block",
+                     "training wall time (s)"])
+        figures = {s: {"early": max(f["last_subject"][:first_half]), "mlp0": f["mlp_last_subject"][0],
+                       "mlp_later": max(f["mlp_last_subject"][1:]), "late": max(f["last_token"][:-1]),
+                       "str_early": max(f["symmetric_replacement"]["last_subject"][:first_half]),
+                       "str_late": max(f["symmetric_replacement"]["last_token"][:-1])} for s, f in seeds.items()}
+        rows = [[s + (" (shipped)" if int(s) == record.get("committed") else "")]
+                + [fmt(f["recall"][split], 2) for split in facts.SPLITS]
+                + [fmt(figures[s][k], 2) for k in ("early", "mlp0", "mlp_later", "late")] + [f["attn_peak"] + " token"]
+                + [fmt(figures[s][k], 2) for k in ("str_early", "str_late")] + [f"{f['train_wall_s']:.0f}"]
+                for s, f in seeds.items()]
+        count = lambda key, bar: sum(f[key] >= bar for f in figures.values())  # noqa: E731
+        lines += [f"Every seed of the recipe ({len(seeds)}): the hidden-state and MLP traces (noise as above, 10 samples "
+                  "per fact, window 1, 100 facts) and symmetric token replacement (STR: the subject swapped for another "
+                  "person's, the clean state restored, normalised logit difference, the same 100 facts):", ""]
+        lines += table(header, rows) + [
+            "", f"Issue 11's bars, seed by seed: the late site (last token ≥ 0.7 before the last block) on "
+            f"{count('late', 0.7)} of {len(seeds)} seeds; the early site's size (last subject token ≥ 0.5 in the first "
+            f"half) on {count('early', 0.5)}; an MLP after layer 0 recovering ≥ 0.1 at the last subject token on "
+            f"{count('mlp_later', 0.1)}; the attention trace peaking at the last token on "
+            f"{sum(f['attn_peak'] == 'last' for f in seeds.values())}. Under STR the last subject token carries "
+            f"≥ 0.9 of the logit difference in the first half on {count('str_early', 0.9)} seeds.",
+            "", record.get("note", ""), ""]
     return lines + sink_lines(c["sinks"]) + [""]
 
 
