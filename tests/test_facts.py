@@ -23,7 +23,8 @@ def test_attributes_are_fixed_by_the_world_and_neither_name_token_gives_them():
     assert people == facts.people.__wrapped__()  # rebuilt from WORLD_SEED: the same world
     for clan in facts.CLANS:
         assert len({p.attributes["country"] for p in people if p.words[0] == clan}) > 10
-    ambiguous = [len({p.attributes["country"] for p in people if p.words[1] == given}) > 1 for given in facts.GIVEN_NAMES]
+    ambiguous = [len({p.attributes["country"] for p in people if p.words[1] == given}) > 1
+                 for given in facts.GIVEN_NAMES]
     assert sum(ambiguous) >= 0.9 * len(ambiguous)  # a given name alone rarely fixes the country (4 people each)
 
 

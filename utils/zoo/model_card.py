@@ -454,7 +454,8 @@ def facts_section(name: str, c: dict) -> list[str]:
         header = (["seed"] + [f"recall, {split}" for split in facts.SPLITS]
                   + ["last subject, best of blocks 0-" + str(first_half - 1), "MLP 0 at the last subject",
                      "best later MLP there", "last token, best before the last block", "attention trace peaks at",
-                     "STR: last subject, best of blocks 0-" + str(first_half - 1), "STR: last token, best before the last block",
+                     "STR: last subject, best of blocks 0-" + str(first_half - 1),
+                     "STR: last token, best before the last block",
                      "training wall time (s)"])
         figures = {s: {"early": max(f["last_subject"][:first_half]), "mlp0": f["mlp_last_subject"][0],
                        "mlp_later": max(f["mlp_last_subject"][1:]), "late": max(f["last_token"][:-1]),

@@ -126,8 +126,18 @@ IOI_LM_CONFIG = TrainConfig(n_layers=4, d_model=128, n_heads=4, n_ctx=64, d_mlp=
 #   after block 4 (seed 1) and 0.85 / 0.97 after blocks 2 / 3 (seed 2); under STR the last subject 0.97-1.00 until the
 #   handoff on both (blocks 4 and 2). The MLP effect stays block 0's on all three seeds (0.21 / 0.43 / 0.59 against
 #   0.02 / 0.02 / 0.06 for MLPs 1-2): the early bar's size met on 2 of 3 seeds, its MLP condition on none.
+#   Seeds 3 and 4 (2026-12-03, the recipe's own code): last subject 0.49 / 0.24, MLP 0 0.48 / 0.25, later MLPs <= 0.03;
+#   over five seeds the early bar's size is met on 2 (seeds 1, 2), the late site on 5, the MLP condition on none.
+# - v4 with narrower MLPs (storage pressure, to spread the subject's lookup over MLPs; seed 0 unless said, card
+#   protocol): d_mlp 256: MLP 0 at the last subject 0.10, MLPs 1-2 0.04 / 0.03, last subject <= 0.24, late site 0.96
+#   after block 3. d_mlp 128: MLP 0 0.05, MLP 1 0.08 (the nearest any run came to the MLP condition), last subject
+#   0.44 / 0.46 after blocks 0 / 1, but held-out clauses recall 0.77; its seed 1: the last token reads the subject
+#   after block 1 (0.63) and no MLP at the subject matters (<= 0.01). d_mlp 64: no MLP at the subject matters
+#   (<= 0.02) and the answer reaches the last token only in the last block. Narrower MLPs move the lookup to the
+#   last token, not into MLPs 1-2 at the subject.
 FACTS_LM_CONFIG = TrainConfig(n_layers=6, d_model=128, n_heads=4, n_ctx=64, d_mlp=4 * 128, steps=4000, lr=1.5e-3,
-                              warmup=200, **{**LM_OPTIMISATION, "eval_every": 500, "seed": 2}, checkpoints=(1500, 2500, 3000),
+                              warmup=200, **{**LM_OPTIMISATION, "eval_every": 500, "seed": 2},
+                              checkpoints=(1500, 2500, 3000),
                               data=dict(p_random=0.1, doc_weights=tuple(facts.DOC_WEIGHTS.items()),
                                         early_doc_weights=tuple(facts.EARLY_WEIGHTS.items()), early_steps=1000))
 TINY = dict(n_layers=1, d_model=16, n_heads=2, steps=3, batch=2, warmup=1)  # smoke runs
