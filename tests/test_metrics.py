@@ -175,6 +175,21 @@ def test_sink_report_counts_heads_beyond_layer_0(random_lm):
     assert strict.share == 0.0 and strict.heads == []
 
 
+def test_document_start_attention_follows_the_latest_full_stop():
+    #                   BOS  a    b    .    c    d    .    e
+    is_stop = torch.tensor([[0, 0, 0, 1, 0, 0, 1, 0]]).bool()  # [batch, key]
+    starts = [0, 0, 0, 0, 3, 3, 3, 6]  # [query]: BOS up to and including the first full stop, then the stop before
+    on_start = torch.zeros(1, 3, 8, 8)  # [batch, head, q, k]
+    on_start[0, 0, range(8), starts] = 1.0  # head 0 rests on the current document's start
+    on_start[0, 1, :, 0] = 1.0  # head 1 rests on BOS whatever the document
+    on_start[0, 2] = torch.eye(8)  # head 2 attends to itself
+    weight, uniform = metrics.document_start_attention(on_start, is_stop)
+    assert weight[0].item() == 1.0  # every query after position 0
+    assert weight[1].item() == pytest.approx(3 / 7)  # queries 1-3 read the first document
+    assert weight[2].item() == pytest.approx(0.0)  # no query after position 0 is a document's start
+    assert uniform == pytest.approx(sum(1 / t for t in range(2, 9)) / 7)
+
+
 def test_sink_scores_at_another_key_are_alpha_k(random_lm):
     tokens = torch.randint(0, 40, (2, 10), generator=torch.Generator().manual_seed(1))
     patterns = metrics.attention_patterns(random_lm, tokens)  # [layer, batch, head, q, k]

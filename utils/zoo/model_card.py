@@ -62,6 +62,12 @@ def size(model) -> dict:
             "n_ctx": cfg.n_ctx, "params": params}
 
 
+def heads_at_least(weight: torch.Tensor, eps: float) -> dict:
+    """The heads beyond layer 0 whose weight [layer, head] is at least eps, and their share of those heads."""
+    heads = [(l, h) for l in range(1, len(weight)) for h in range(weight.shape[1]) if weight[l, h] >= eps]
+    return {"share": len(heads) / (weight[1:].numel() or 1), "heads": heads}
+
+
 def sink_figures(model, n: int = 32, text: torch.Tensor | None = None, words: torch.Tensor | None = None) -> dict:
     """Sink heads at full length on held-out text and on random words, the uniform baseline at that length,
     and what the sink belongs to: BOS replaced by a word at position 0, and BOS moved to the middle.
@@ -77,14 +83,20 @@ def sink_figures(model, n: int = 32, text: torch.Tensor | None = None, words: to
     to_bos, to_first = (metrics.bos_sink_scores(model, moved, key) for key in (middle, 0))
     pick = lambda a: sum(a[l, h].item() for l, h in heads) / max(1, len(heads))  # noqa: E731
     is_stop = text == model.to_single_token(".")  # [batch, pos]: the full stops that end documents
-    on_stops = [metrics.token_class_attention(p, is_stop) for p in metrics.attention_patterns(model, text)]
-    stop_weight = torch.stack([w for w, _ in on_stops])  # [layer, head]
-    stop_heads = [(l, h) for l in range(1, len(stop_weight)) for h in range(stop_weight.shape[1])
-                  if stop_weight[l, h] >= SINK_EPS]
+    text_patterns = metrics.attention_patterns(model, text)  # [layer, batch, head, q, k]
+    on_stops = [metrics.token_class_attention(p, is_stop) for p in text_patterns]
+    on_starts = [metrics.document_start_attention(p, is_stop) for p in text_patterns]
+    stop_weight, start_weight = (torch.stack([w for w, _ in on]) for on in (on_stops, on_starts))  # [layer, head]
+    seen_stop = is_stop.cumsum(-1) > 0  # [batch, pos]: a full stop at or before the position
+    later_queries = torch.cat([torch.zeros_like(seen_stop[:, :1]), seen_stop[:, :-1]], dim=1)  # [batch, query]
+    bos_later = torch.stack([p[..., 0].transpose(0, 1)[:, later_queries].mean(-1) for p in text_patterns])  # [layer, head]
     return {"length": n_ctx, "uniform": on_text.uniform, "eps": SINK_EPS,
             "text": {"share": on_text.share, "heads": on_text.heads, "alpha": on_text.alpha.tolist()},
-            "full_stops": {"share": len(stop_heads) / (stop_weight[1:].numel() or 1), "heads": stop_heads,
-                           "uniform": on_stops[0][1], "weight": stop_weight.tolist()},
+            "full_stops": {**heads_at_least(stop_weight, SINK_EPS), "uniform": on_stops[0][1],
+                           "weight": stop_weight.tolist()},
+            "document_start": {**heads_at_least(start_weight, SINK_EPS), "uniform": on_starts[0][1],
+                               "weight": start_weight.tolist(),
+                               "largest_on_bos_after_a_full_stop": bos_later[1:].max().item()},
             "random_words": {"share": on_words.share, "heads": on_words.heads, "alpha": on_words.alpha.tolist()},
             "no_bos_share": no_bos.share,
             "moved_bos": {"position": middle, "sink_heads_on_bos": pick(to_bos), "sink_heads_on_position_0": pick(to_first),
@@ -401,6 +413,11 @@ def sink_lines(k: dict) -> list[str]:
              f"their attention on the full stops that end documents is {fmt(k['full_stops']['share'], 2)} "
              f"({heads_text(k['full_stops']['heads'])}; a head attending uniformly puts "
              f"{fmt(k['full_stops']['uniform'], 2)} there)."),
+            (f"- The start of the document being read (BOS in the first document, the full stop before the query in "
+             f"the others): {fmt(k['document_start']['share'], 2)} of the heads beyond layer 0 put at least "
+             f"{k['eps']} there ({heads_text(k['document_start']['heads'])}; a head attending uniformly puts "
+             f"{fmt(k['document_start']['uniform'], 3)} on one key); once a full stop has gone by, no head beyond "
+             f"layer 0 puts more than {fmt(k['document_start']['largest_on_bos_after_a_full_stop'], 2)} on BOS."),
             f"- What the sink belongs to: with BOS replaced by an ordinary word at position 0 the share is "
             f"{fmt(k['no_bos_share'], 2)}; with BOS moved to position {moved['position']}, the sink heads put "
             f"{fmt(moved['sink_heads_on_bos'], 2)} on BOS there (uniform {fmt(moved['uniform'], 3)}) and "

@@ -31,6 +31,13 @@ LM_OPTIMISATION = dict(batch=32, final_lr=0.1, betas=(0.9, 0.98), weight_decay=0
 # 2026-12-02 (scratch, seed as shipped): weight decay 0.1 instead of 0.01 (Gu et al. 2024: weight decay encourages
 # sinks): held-out loss 1.86 (shipped 1.93); sink heads beyond layer 0 on text 0.00 (largest alpha_0 0.25, uniform
 # 0.074), on random words 0.10 (shipped 0.25), 0.30 of heads on full stops (shipped 0.45). Not adopted.
+# Measured 2026-12-03 on the shipped weights: the heads rest on the start of the document they read, not on any full
+# stop: from queries in the first document (no full stop behind them) 3.1 / 4.2 / 4.3 put 0.64 / 0.69 / 0.75 on BOS
+# (uniform 0.18), from later documents no head beyond layer 0 puts more than 0.09 on BOS (uniform 0.03), and
+# 0.30-0.35 of the heads put >= 0.3 on the current document's start (uniform 0.06; model_card "document_start").
+# Packed documents of about 12 tokens leave position 0 the start of the first document only; on random words, one
+# document, the same heads are position-0 sinks. We expect a position-0 sink on text only from contexts of one long
+# document (not tried).
 COURSE_LM_CONFIG = TrainConfig(n_layers=6, d_model=128, n_heads=4, n_ctx=64, d_mlp=4 * 128, steps=6000, lr=1.5e-3,
                                warmup=200, **LM_OPTIMISATION,
                                data=dict(p_random=0.12,
@@ -139,6 +146,11 @@ IOI_LM_CONFIG = TrainConfig(n_layers=4, d_model=128, n_heads=4, n_ctx=64, d_mlp=
 #   seeds 0 and 1): recall 1.00 on every split, but the answer reaches the last token only in the last block (<= 0.10
 #   before it), the last subject token recovers <= 0.15 under noise (two other noised name tokens), no MLP at the
 #   subject matters (<= 0.08, block 0's); with STR the last subject token carries 0.96-1.00 until block 4.
+# - v4 at 8 layers (seeds 0, 1; 4000 steps, 19 min each): recall 1.00 on every split; last subject 0.27 / 0.24 / 0.26
+#   after blocks 0-2 (seed 0) and 0.35 / 0.33 / 0.19 / 0.20 after blocks 0-3 (seed 1), MLP 0 at the last subject
+#   0.28 / 0.31 and every later MLP <= 0.02; the last token 0.83 after block 3 (seed 0), 0.92 after block 5 (seed 1);
+#   STR: the last subject token carries 1.00 (seed 0) and 0.94-0.96 (seed 1) through blocks 0-1. More depth leaves
+#   the lookup in MLP 0 and shrinks the early site under noise.
 FACTS_LM_CONFIG = TrainConfig(n_layers=6, d_model=128, n_heads=4, n_ctx=64, d_mlp=4 * 128, steps=4000, lr=1.5e-3,
                               warmup=200, **{**LM_OPTIMISATION, "eval_every": 500, "seed": 2},
                               checkpoints=(1500, 2500, 3000),
