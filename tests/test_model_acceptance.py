@@ -220,6 +220,21 @@ def test_attn_only_induction_rises_over_checkpoints(attn_only, repeated):
     assert last >= first + 0.3, (first, last)
 
 
+def test_attn_only_recipe_seeds_and_the_shipped_seed(attn_only, repeated):
+    """The card's seed table: at least 3 seeds, each with an induction head >= 0.8 and a phase change (best induction
+    first >= 0.5 at a snapshot); the shipped row is the shipped weights, measured now."""
+    from utils.zoo.train_lm import ATTN_ONLY_2L_CONFIG
+    record = model_card.seeds_record("attn-only-2l")
+    assert len(record["seeds"]) >= 3 and record["committed"] == ATTN_ONLY_2L_CONFIG.seed
+    for seed, f in record["seeds"].items():
+        assert max(map(max, f["induction"])) >= 0.8, seed
+        assert model_card.phase_change_step(f["checkpoint_induction"]) is not None, seed
+    shipped = record["seeds"][str(ATTN_ONLY_2L_CONFIG.seed)]
+    measured = metrics.head_scores(attn_only, repeated)
+    assert torch.allclose(measured.induction, torch.tensor(shipped["induction"]), atol=1e-6)
+    assert torch.allclose(measured.previous_token, torch.tensor(shipped["previous_token"]), atol=1e-6)
+
+
 # ---------------------------------------------------------------- pointer models
 
 

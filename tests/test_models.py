@@ -31,6 +31,18 @@ def test_native_model_round_trips_with_checkpoints(models_dir):
     assert (snapshot(tokens) - trained(tokens)).abs().max() < 0.05
 
 
+def test_load_folder_loads_a_run_outside_the_models_folder(tmp_path):
+    trained = models.build_native(TINY)
+    models.save_native(trained, TINY, tmp_path / "seed-3")
+    models.save_checkpoint(trained, tmp_path / "seed-3", step=40)
+    models.save_checkpoint(trained, tmp_path / "seed-3", step=8)
+    tokens = torch.randint(0, TINY["d_vocab"], (2, 9))
+    loaded = models.load_folder(tmp_path / "seed-3")
+    assert not loaded.training and torch.equal(loaded(tokens), trained(tokens))
+    assert models.folder_checkpoints(tmp_path / "seed-3") == [8, 40]
+    assert (models.load_folder(tmp_path / "seed-3", checkpoint=8)(tokens) - trained(tokens)).abs().max() < 0.05
+
+
 def test_missing_checkpoint_lists_the_available_steps(models_dir):
     models.save_native(models.build_native(TINY), TINY, models_dir / "tiny")
     models.save_checkpoint(models.build_native(TINY), models_dir / "tiny", step=5)

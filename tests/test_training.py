@@ -55,3 +55,10 @@ def test_both_recipe_families_train_through_the_same_loop(tmp_path, monkeypatch)
 def test_old_entry_points_are_the_shared_command_line():
     assert train_lm.RECIPES.keys() | train_pointer.RECIPES.keys() == train.RECIPES.keys()
     assert train_lm.main is train_pointer.main is train.main is training.main
+
+
+def test_phase_change_step_is_the_first_snapshot_at_the_bar():
+    curve = {"1250": 0.6, "250": 0.03, "1200": 0.4, "3000": 0.93}  # as seeds.json stores it: string keys, any order
+    assert model_card.phase_change_step(curve) == 1250
+    assert model_card.phase_change_step(curve, bar=0.95) is None
+    assert model_card.phase_change_step({0: 0.5}) == 0  # the bar itself counts

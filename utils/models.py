@@ -50,8 +50,7 @@ def course_models() -> list[str]:
 
 def list_checkpoints(name: str) -> list[int]:
     """Training steps at which a course model saved a snapshot (empty if it has none)."""
-    folder = _course_folder(name) / "checkpoints"
-    return sorted(int(p.stem.removeprefix("step_")) for p in folder.glob("step_*.safetensors"))
+    return folder_checkpoints(_course_folder(name))
 
 
 def load_model(name: str = "course-lm", *, checkpoint: int | None = None, compat: bool = False, device: str = "cpu"):
@@ -80,6 +79,23 @@ def load_model(name: str = "course-lm", *, checkpoint: int | None = None, compat
     from utils.tokenizer import watch_prompts
 
     return watch_prompts(model.eval())
+
+
+def load_folder(folder: str | Path, *, checkpoint: int | None = None, device: str = "cpu"):
+    """Load the weights a recipe saved into any folder (another seed's run, say), in eval mode: native or Hugging
+    Face format, as `load_model` loads models/<name>/. For the model card and the zoo's tools; notebooks use
+    `load_model`."""
+    folder = Path(folder)
+    if (folder / NATIVE_CONFIG).exists():
+        return _load_native(folder, checkpoint, device).eval()
+    from transformer_lens.model_bridge import TransformerBridge
+
+    return TransformerBridge.boot_transformers(str(folder), device=device).eval()
+
+
+def folder_checkpoints(folder: str | Path) -> list[int]:
+    """Training steps at which the run in `folder` saved a snapshot (empty if none)."""
+    return sorted(int(p.stem.removeprefix("step_")) for p in (Path(folder) / "checkpoints").glob("step_*.safetensors"))
 
 
 def save_native(model, config: dict, folder: Path, tokenizer=None) -> None:

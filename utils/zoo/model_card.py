@@ -24,7 +24,8 @@ import torch
 
 from utils import corpus, facts, ioi, pointer, tracing
 from utils.analysis import metrics
-from utils.models import MODELS_DIR, NATIVE_CONFIG, course_models, list_checkpoints, load_model
+from utils.models import (MODELS_DIR, NATIVE_CONFIG, course_models, folder_checkpoints, list_checkpoints, load_folder,
+                          load_model)
 
 README = MODELS_DIR / "README.md"
 SEED = 0
@@ -101,6 +102,54 @@ def sink_figures(model, n: int = 32, text: torch.Tensor | None = None, words: to
             "no_bos_share": no_bos.share,
             "moved_bos": {"position": middle, "sink_heads_on_bos": pick(to_bos), "sink_heads_on_position_0": pick(to_first),
                           "uniform": metrics.uniform_key_attention(n_ctx, middle)}}
+
+
+COURSE_LM_SINK_KEYS = ("text", "random_words", "full_stops", "document_start")
+
+
+def course_lm_seed_figures(model) -> dict:
+    """course-lm's acceptance figures on one set of weights: held-out loss, induction and previous-token scores of
+    every head, IOI on the training templates, fact recall, and the heads' resting places at full length."""
+    repeated = corpus.repeated_random_tokens(batch=20, length=25, seed=SEED)
+    scores, sinks = metrics.head_scores(model, repeated), sink_figures(model)
+    return {"loss": metrics.mean_loss(model, corpus.full_length_contexts(32, model.cfg.n_ctx, seed=10_000)),
+            "induction": scores.induction.tolist(), "previous_token": scores.previous_token.tolist(),
+            "ioi_top1": metrics.ioi_scores(model, corpus.ioi_prompts(200, seed=SEED)).top1,
+            "fact_recall": metrics.fact_recall(model, corpus.fact_prompts(seed=SEED)),
+            "sinks": {key: {"share": sinks[key]["share"], "heads": sinks[key]["heads"]} for key in COURSE_LM_SINK_KEYS}}
+
+
+def attn_only_seed_figures(folder: str | Path) -> dict:
+    """attn-only-2l's figures on one run: induction and previous-token scores of every head, the repeated-token
+    losses, and the best induction score at every training snapshot (the phase change)."""
+    repeated = corpus.repeated_random_tokens(batch=20, length=25, seed=SEED)
+    model = load_folder(folder)
+    scores = metrics.head_scores(model, repeated)
+    first, second = metrics.repeated_half_losses(model, repeated)
+    return {"induction": scores.induction.tolist(), "previous_token": scores.previous_token.tolist(),
+            "repeated_loss": {"first_half": first, "second_half": second},
+            "checkpoint_induction": {step: metrics.head_scores(load_folder(folder, checkpoint=step), repeated)
+                                     .induction.max().item() for step in folder_checkpoints(folder)}}
+
+
+def recipe_runs(figures, folders: dict[str, str]) -> dict:
+    """figures(folder) of runs of a recipe (label -> folder of weights), with each run's wall time and CPU kind."""
+    out = {}
+    for label, folder in folders.items():
+        record = json.loads((Path(folder) / "training.json").read_text())
+        out[label] = {**figures(folder), "train_wall_s": record.get("wall_seconds"),
+                      "cpu_capability": record.get("cpu_capability")}
+    return out
+
+
+def course_lm_seeds(folders: dict[str, str]) -> dict:
+    """course_lm_seed_figures of runs of the course-lm recipe (label -> folder of weights)."""
+    return recipe_runs(lambda folder: course_lm_seed_figures(load_folder(folder)), folders)
+
+
+def attn_only_seeds(folders: dict[str, str]) -> dict:
+    """attn_only_seed_figures of runs of the attn-only-2l recipe (label -> folder of weights)."""
+    return recipe_runs(attn_only_seed_figures, folders)
 
 
 def measure_lm(name: str, model) -> dict:
@@ -347,6 +396,8 @@ def measure(name: str) -> dict:
         out["seeds"] = json.loads(seeds.read_text()) if seeds.exists() else {}
     else:
         out.update(measure_lm(name, model))
+        if name in ("course-lm", "attn-only-2l"):
+            out["seeds"] = seeds_record(name)
     return out
 
 
@@ -438,6 +489,8 @@ def lm_section(name: str, c: dict) -> list[str]:
     lines += sink_lines(c["sinks"]) + ["", "Per head: induction / previous-token / first-token (α₀ on held-out "
                                            "text, full length) score.", ""]
     lines += head_table(c)
+    if c.get("seeds"):
+        lines += [""] + (course_lm_seed_lines if name == "course-lm" else attn_only_seed_lines)(c["seeds"])
     if "checkpoint_induction" in c:
         steps = c["checkpoint_induction"]
         lines += ["", "Best induction score over heads, by training step:", ""]
@@ -445,6 +498,67 @@ def lm_section(name: str, c: dict) -> list[str]:
     if "causal_trace" in c:
         lines += [""] + trace_section(c["causal_trace"])
     return lines + [""]
+
+
+def course_lm_seed_lines(record: dict) -> list[str]:
+    """The course-lm recipe's runs (seeds.json "seeds", and "retrains" of a seed on another CPU), with each bar
+    counted over the runs."""
+    runs = seed_runs(record)
+    flat = lambda scores: [x for row in scores for x in row]  # noqa: E731
+    bars = {"two induction heads ≥ 0.7": lambda f: sum(x >= 0.7 for x in flat(f["induction"])) >= 2,
+            "a previous-token head ≥ 0.7": lambda f: max(flat(f["previous_token"])) >= 0.7,
+            "IOI top-1 ≥ 0.95": lambda f: f["ioi_top1"] >= 0.95, "fact recall ≥ 0.95": lambda f: f["fact_recall"] >= 0.95,
+            "sinks on random words ≥ 0.25": lambda f: f["sinks"]["random_words"]["share"] >= 0.25,
+            "sinks on text ≥ 0.25": lambda f: f["sinks"]["text"]["share"] >= 0.25,
+            "heads on the document's start ≥ 0.25": lambda f: f["sinks"]["document_start"]["share"] >= 0.25}
+    header = ["run", "held-out loss", "induction heads ≥ 0.7 (best)", "best previous-token head", "IOI top-1",
+              "fact recall", "sink heads, random words", "sink heads, text", "heads on the document's start",
+              "training wall time (s)"]
+    rows = [[label, fmt(f["loss"]), f"{sum(x >= 0.7 for x in flat(f['induction']))} ({fmt(max(flat(f['induction'])), 2)})",
+             fmt(max(flat(f["previous_token"])), 2), fmt(f["ioi_top1"], 2), fmt(f["fact_recall"], 2)]
+            + [f"{fmt(f['sinks'][key]['share'], 2)} ({heads_text(f['sinks'][key]['heads'])})"
+               for key in ("random_words", "text", "document_start")]
+            + [fmt(f["train_wall_s"], 0) if f.get("train_wall_s") is not None else "–"]
+            for label, f in runs.items()]
+    counts = "; ".join(f"{bar} on {sum(test(f) for f in runs.values())}" for bar, test in bars.items())
+    return ([f"Runs of the recipe ({len(runs)}), measured by utils.zoo.model_card.course_lm_seed_figures (the "
+             "protocol of the figures above):", ""] + table(header, rows)
+            + ["", f"Bars, run by run (of {len(runs)}): {counts}.", "", record.get("note", "")])
+
+
+def seed_runs(record: dict) -> dict:
+    """seeds.json's runs by label: "seed N" (marked when shipped), then any "retrains" (a seed on another CPU)."""
+    return {**{f"seed {s}" + (" (shipped)" if int(s) == record.get("committed") else ""): f
+               for s, f in record.get("seeds", {}).items()}, **record.get("retrains", {})}
+
+
+def phase_change_step(curve: dict, bar: float = 0.5) -> int | None:
+    """The first snapshot step at which the best induction score reaches `bar` (None if it never does)."""
+    return next((int(step) for step, score in sorted(curve.items(), key=lambda kv: int(kv[0])) if score >= bar), None)
+
+
+def attn_only_seed_lines(record: dict) -> list[str]:
+    """The attn-only-2l recipe's runs: induction, previous-token, repeated-token losses and the phase change."""
+    runs = seed_runs(record)
+    flat = lambda scores: [x for row in scores for x in row]  # noqa: E731
+    header = ["run", "best induction head", "best previous-token head", "loss, first / second copy",
+              "first snapshot with induction ≥ 0.5", "best induction at the first / last snapshot", "training wall time (s)"]
+    rows = []
+    for label, f in runs.items():
+        curve = {int(k): v for k, v in f["checkpoint_induction"].items()}
+        loss = f["repeated_loss"]
+        rows.append([label, fmt(max(flat(f["induction"])), 2), fmt(max(flat(f["previous_token"])), 2),
+                     f"{fmt(loss['first_half'], 2)} / {fmt(loss['second_half'], 2)}",
+                     str(phase_change_step(curve) or "never"),
+                     f"{fmt(curve[min(curve)], 2)} / {fmt(curve[max(curve)], 2)}",
+                     fmt(f["train_wall_s"], 0) if f.get("train_wall_s") is not None else "–"])
+    steps = [phase_change_step({int(k): v for k, v in f["checkpoint_induction"].items()}) for f in runs.values()]
+    known = [s for s in steps if s is not None]
+    return ([f"Runs of the recipe ({len(runs)}), measured by utils.zoo.model_card.attn_only_seed_figures:", ""]
+            + table(header, rows)
+            + ["", f"An induction head ≥ 0.8 on {sum(max(flat(f['induction'])) >= 0.8 for f in runs.values())} of "
+               f"{len(runs)} runs; the phase change (best induction first ≥ 0.5) at steps "
+               f"{min(known) if known else '–'}–{max(known) if known else '–'}.", "", record.get("note", "")])
 
 
 def facts_section(name: str, c: dict) -> list[str]:
