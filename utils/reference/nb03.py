@@ -14,6 +14,8 @@ from utils import check, load_model
 from utils.models import list_checkpoints
 from utils.notebook import progress
 from utils.corpus import held_out_batch
+import json
+from utils.models import MODELS_DIR
 
 
 def repeated_tokens(bos: int, vocab: Tensor, batch: int, length: int, generator: torch.Generator) -> Tensor:
