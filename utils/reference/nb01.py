@@ -12,6 +12,8 @@ from transformer_lens.head_detector import detect_head
 from utils import check, load_model
 from utils.corpus import full_length_contexts, ioi_prompts, random_word_contexts, repeated_random_tokens
 from utils.viz import attention_explorer, attention_heads
+import json
+from utils.models import MODELS_DIR
 from utils import ModelUnavailableError
 
 

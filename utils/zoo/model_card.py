@@ -116,7 +116,8 @@ def course_lm_seed_figures(model) -> dict:
             "induction": scores.induction.tolist(), "previous_token": scores.previous_token.tolist(),
             "ioi_top1": metrics.ioi_scores(model, corpus.ioi_prompts(200, seed=SEED)).top1,
             "fact_recall": metrics.fact_recall(model, corpus.fact_prompts(seed=SEED)),
-            "sinks": {key: {"share": sinks[key]["share"], "heads": sinks[key]["heads"]} for key in COURSE_LM_SINK_KEYS}}
+            "sinks": {key: {k: v for k, v in sinks[key].items() if k in ("share", "heads", "largest_on_bos_after_a_full_stop")}
+                      for key in COURSE_LM_SINK_KEYS}}
 
 
 def attn_only_seed_figures(folder: str | Path) -> dict:
