@@ -117,17 +117,23 @@ def token_class_attention(pattern: torch.Tensor, is_key: torch.Tensor) -> tuple[
     return per_head, uniform[sees].mean().item()
 
 
+def document_starts(is_stop: torch.Tensor) -> torch.Tensor:
+    """Where the document each query reads starts, in a context of documents packed after BOS: position 0 in the
+    first document, the latest full stop before the query in the others. is_stop [batch, pos] (bool) -> [batch, query];
+    a query is in a later document exactly where its start is > 0."""
+    position = torch.arange(is_stop.shape[-1])
+    last_stop = torch.where(is_stop, position, -1).cummax(dim=-1).values  # [batch, pos]: latest full stop so far
+    return torch.cat([torch.zeros_like(last_stop[:, :1]), last_stop[:, :-1].clamp(min=0)], dim=1)  # strictly before
+
+
 def document_start_attention(pattern: torch.Tensor, is_stop: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """Attention on the start of the document each query reads, in a context of documents packed after BOS:
-    position 0 in the first document, the latest full stop before the query in the others.
+    """Attention on the start of the document each query reads (`document_starts`).
 
     pattern [batch, head, q, k], is_stop [batch, k] (bool) -> ([head] mean over the batch and every query after
     position 0, a uniform head's weight on one key it can see, averaged over the same queries)."""
-    n_pos = is_stop.shape[-1]
-    position = torch.arange(n_pos)
-    last_stop = torch.where(is_stop, position, -1).cummax(dim=-1).values  # [batch, pos]: latest full stop so far
-    start = torch.cat([torch.zeros_like(last_stop[:, :1]), last_stop[:, :-1].clamp(min=0)], dim=1)  # [batch, query]
+    start = document_starts(is_stop)  # [batch, query]
     on_start = pattern.gather(-1, start[:, None, :, None].expand(-1, pattern.shape[1], -1, 1))[..., 0]  # [batch, head, q]
+    position = torch.arange(is_stop.shape[-1])
     return on_start[..., 1:].mean(dim=(0, 2)), (1 / (position[1:] + 1.0)).mean().item()
 
 

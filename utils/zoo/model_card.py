@@ -88,8 +88,7 @@ def sink_figures(model, n: int = 32, text: torch.Tensor | None = None, words: to
     on_stops = [metrics.token_class_attention(p, is_stop) for p in text_patterns]
     on_starts = [metrics.document_start_attention(p, is_stop) for p in text_patterns]
     stop_weight, start_weight = (torch.stack([w for w, _ in on]) for on in (on_stops, on_starts))  # [layer, head]
-    seen_stop = is_stop.cumsum(-1) > 0  # [batch, pos]: a full stop at or before the position
-    later_queries = torch.cat([torch.zeros_like(seen_stop[:, :1]), seen_stop[:, :-1]], dim=1)  # [batch, query]
+    later_queries = metrics.document_starts(is_stop) > 0  # [batch, query]: a full stop before the query
     bos_later = torch.stack([p[..., 0].transpose(0, 1)[:, later_queries].mean(-1) for p in text_patterns])  # [layer, head]
     return {"length": n_ctx, "uniform": on_text.uniform, "eps": SINK_EPS,
             "text": {"share": on_text.share, "heads": on_text.heads, "alpha": on_text.alpha.tolist()},
@@ -116,8 +115,8 @@ def course_lm_seed_figures(model) -> dict:
             "induction": scores.induction.tolist(), "previous_token": scores.previous_token.tolist(),
             "ioi_top1": metrics.ioi_scores(model, corpus.ioi_prompts(200, seed=SEED)).top1,
             "fact_recall": metrics.fact_recall(model, corpus.fact_prompts(seed=SEED)),
-            "sinks": {key: {k: v for k, v in sinks[key].items() if k in ("share", "heads", "largest_on_bos_after_a_full_stop")}
-                      for key in COURSE_LM_SINK_KEYS}}
+            "sinks": {key: {k: v for k, v in sinks[key].items()
+                            if k in ("share", "heads", "largest_on_bos_after_a_full_stop")} for key in COURSE_LM_SINK_KEYS}}
 
 
 def attn_only_seed_figures(folder: str | Path) -> dict:
@@ -133,12 +132,12 @@ def attn_only_seed_figures(folder: str | Path) -> dict:
                                      .induction.max().item() for step in folder_checkpoints(folder)}}
 
 
-def recipe_runs(figures, folders: dict[str, str]) -> dict:
+def recipe_runs(figures, folders: dict) -> dict:
     """figures(folder) of runs of a recipe (label -> folder of weights), with each run's wall time and CPU kind."""
     out = {}
     for label, folder in folders.items():
         record = json.loads((Path(folder) / "training.json").read_text())
-        out[label] = {**figures(folder), "train_wall_s": record.get("wall_seconds"),
+        out[label] = {**figures(folder), "train_wall_s": record.get("wall_seconds", record.get("wall_time_s")),
                       "cpu_capability": record.get("cpu_capability")}
     return out
 
@@ -296,12 +295,9 @@ def measure_ioi_lm(model, n: int = 200) -> dict:
 
 def ioi_seeds(folders: dict[int, str]) -> dict:
     """The IOI figures of other seeds of the ioi-lm recipe (folders of weights trained with --seed)."""
-    from transformer_lens.model_bridge import TransformerBridge
-
     out = {}
     for seed, folder in folders.items():
-        model = TransformerBridge.boot_transformers(str(folder), device="cpu").eval()
-        figures = measure_ioi_lm(model)
+        figures = measure_ioi_lm(load_folder(folder))
         out[seed] = {"splits": figures["splits"], "name_movers": name_movers(figures["heads"]),
                      "sink_share_text": figures["sinks"]["text"]["share"]}
     return out
@@ -372,15 +368,7 @@ def facts_seed_figures(model, n: int = 300) -> dict:
 
 def facts_seeds(folders: dict[int, str]) -> dict:
     """facts_seed_figures of every seed of the facts-lm recipe (folders of weights trained with --seed)."""
-    from transformer_lens.model_bridge import TransformerBridge
-
-    out = {}
-    for seed, folder in folders.items():
-        model = TransformerBridge.boot_transformers(str(folder), device="cpu").eval()
-        out[seed] = facts_seed_figures(model)
-        record = json.loads((Path(folder) / "training.json").read_text())
-        out[seed]["train_wall_s"] = record.get("wall_time_s", record.get("wall_seconds"))
-    return out
+    return recipe_runs(lambda folder: facts_seed_figures(load_folder(folder)), folders)
 
 
 def measure(name: str) -> dict:
@@ -443,9 +431,9 @@ def zoo_timing_lines() -> list[str]:
     return [f"The whole zoo, trained end to end by `python -m utils.zoo.train_all --jobs {record['jobs']}` on "
             f"{record['cpu_count']} cores ({record['cpu_capability']}, {record['date']}): "
             f"**{record['wall_seconds'] / 60:.1f} minutes** of wall time, longest recipes first, one core each "
-            f"(minutes per model: {models}). The shipped weights are not that run's: a recipe repeats bit for bit on "
-            "one machine, but another machine's floating-point noise gives other weights (the CPU kind of each "
-            "shipped run is in its training.json).", ""]
+            f"(minutes per model: {models}). The shipped weights are that run's only where they were trained on the "
+            "same machine: a recipe repeats bit for bit on one machine, but another machine's floating-point noise "
+            "gives other weights (the CPU kind of each shipped run is in its training.json).", ""]
 
 
 def heads_text(heads: list) -> str:
@@ -505,9 +493,8 @@ def course_lm_seed_lines(record: dict) -> list[str]:
     """The course-lm recipe's runs (seeds.json "seeds", and "retrains" of a seed on another CPU), with each bar
     counted over the runs."""
     runs = seed_runs(record)
-    flat = lambda scores: [x for row in scores for x in row]  # noqa: E731
-    bars = {"two induction heads ≥ 0.7": lambda f: sum(x >= 0.7 for x in flat(f["induction"])) >= 2,
-            "a previous-token head ≥ 0.7": lambda f: max(flat(f["previous_token"])) >= 0.7,
+    bars = {"two induction heads ≥ 0.7": lambda f: sum(x >= 0.7 for x in flat_scores(f["induction"])) >= 2,
+            "a previous-token head ≥ 0.7": lambda f: max(flat_scores(f["previous_token"])) >= 0.7,
             "IOI top-1 ≥ 0.95": lambda f: f["ioi_top1"] >= 0.95, "fact recall ≥ 0.95": lambda f: f["fact_recall"] >= 0.95,
             "sinks on random words ≥ 0.25": lambda f: f["sinks"]["random_words"]["share"] >= 0.25,
             "sinks on text ≥ 0.25": lambda f: f["sinks"]["text"]["share"] >= 0.25,
@@ -515,16 +502,26 @@ def course_lm_seed_lines(record: dict) -> list[str]:
     header = ["run", "held-out loss", "induction heads ≥ 0.7 (best)", "best previous-token head", "IOI top-1",
               "fact recall", "sink heads, random words", "sink heads, text", "heads on the document's start",
               "training wall time (s)"]
-    rows = [[label, fmt(f["loss"]), f"{sum(x >= 0.7 for x in flat(f['induction']))} ({fmt(max(flat(f['induction'])), 2)})",
-             fmt(max(flat(f["previous_token"])), 2), fmt(f["ioi_top1"], 2), fmt(f["fact_recall"], 2)]
+    induction = {label: flat_scores(f["induction"]) for label, f in runs.items()}
+    rows = [[label, fmt(f["loss"]), f"{sum(x >= 0.7 for x in induction[label])} ({fmt(max(induction[label]), 2)})",
+             fmt(max(flat_scores(f["previous_token"])), 2), fmt(f["ioi_top1"], 2), fmt(f["fact_recall"], 2)]
             + [f"{fmt(f['sinks'][key]['share'], 2)} ({heads_text(f['sinks'][key]['heads'])})"
                for key in ("random_words", "text", "document_start")]
-            + [fmt(f["train_wall_s"], 0) if f.get("train_wall_s") is not None else "–"]
+            + [wall_time(f)]
             for label, f in runs.items()]
     counts = "; ".join(f"{bar} on {sum(test(f) for f in runs.values())}" for bar, test in bars.items())
     return ([f"Runs of the recipe ({len(runs)}), measured by utils.zoo.model_card.course_lm_seed_figures (the "
              "protocol of the figures above):", ""] + table(header, rows)
             + ["", f"Bars, run by run (of {len(runs)}): {counts}.", "", record.get("note", "")])
+
+
+def flat_scores(scores: list[list[float]]) -> list[float]:
+    """A [layer][head] table of scores, flattened."""
+    return [x for row in scores for x in row]
+
+
+def wall_time(run: dict) -> str:
+    return fmt(run["train_wall_s"], 0) if run.get("train_wall_s") is not None else "–"
 
 
 def seed_runs(record: dict) -> dict:
@@ -541,23 +538,22 @@ def phase_change_step(curve: dict, bar: float = 0.5) -> int | None:
 def attn_only_seed_lines(record: dict) -> list[str]:
     """The attn-only-2l recipe's runs: induction, previous-token, repeated-token losses and the phase change."""
     runs = seed_runs(record)
-    flat = lambda scores: [x for row in scores for x in row]  # noqa: E731
     header = ["run", "best induction head", "best previous-token head", "loss, first / second copy",
               "first snapshot with induction ≥ 0.5", "best induction at the first / last snapshot", "training wall time (s)"]
     rows = []
     for label, f in runs.items():
         curve = {int(k): v for k, v in f["checkpoint_induction"].items()}
         loss = f["repeated_loss"]
-        rows.append([label, fmt(max(flat(f["induction"])), 2), fmt(max(flat(f["previous_token"])), 2),
+        rows.append([label, fmt(max(flat_scores(f["induction"])), 2), fmt(max(flat_scores(f["previous_token"])), 2),
                      f"{fmt(loss['first_half'], 2)} / {fmt(loss['second_half'], 2)}",
                      str(phase_change_step(curve) or "never"),
                      f"{fmt(curve[min(curve)], 2)} / {fmt(curve[max(curve)], 2)}",
-                     fmt(f["train_wall_s"], 0) if f.get("train_wall_s") is not None else "–"])
+                     wall_time(f)])
     steps = [phase_change_step({int(k): v for k, v in f["checkpoint_induction"].items()}) for f in runs.values()]
     known = [s for s in steps if s is not None]
     return ([f"Runs of the recipe ({len(runs)}), measured by utils.zoo.model_card.attn_only_seed_figures:", ""]
             + table(header, rows)
-            + ["", f"An induction head ≥ 0.8 on {sum(max(flat(f['induction'])) >= 0.8 for f in runs.values())} of "
+            + ["", f"An induction head ≥ 0.8 on {sum(max(flat_scores(f['induction'])) >= 0.8 for f in runs.values())} of "
                f"{len(runs)} runs; the phase change (best induction first ≥ 0.5) at steps "
                f"{min(known) if known else '–'}–{max(known) if known else '–'}.", "", record.get("note", "")])
 
