@@ -190,6 +190,31 @@ def test_document_start_attention_follows_the_latest_full_stop():
     assert uniform == pytest.approx(sum(1 / t for t in range(2, 9)) / 7)
 
 
+def test_move_attention_moves_one_weight_and_keeps_every_row_a_distribution():
+    pattern = torch.tensor([[1.0, 0.0, 0.0], [0.25, 0.75, 0.0], [0.2, 0.3, 0.5]])  # [q, k], causal
+    patterns = torch.stack([pattern, pattern])[None]  # [batch 1, head 2, q, k]
+    source = torch.tensor([[0, 1, 2]])  # [batch, q]: each query's own position
+    target = torch.tensor([[0, 0, 1]])  # ... moved to BOS (query 1) and to key 1 (query 2)
+    moved = metrics.move_attention(patterns, [1], source, target)
+    expected = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.2, 0.8, 0.0]])
+    assert torch.allclose(moved[0, 1], expected)
+    assert torch.equal(moved[0, 0], pattern) and torch.equal(patterns[0, 1], pattern)  # other heads; no in-place edit
+    assert torch.allclose(moved.sum(-1), torch.ones(1, 2, 3))
+    assert torch.allclose(metrics.move_attention(patterns, [0, 1], source, source), patterns)
+
+
+def test_moved_attention_loss_changes_only_when_weight_moves(random_lm):
+    tokens = torch.randint(3, 40, (2, 10), generator=torch.Generator().manual_seed(2))
+    self_key = torch.arange(10).expand(2, 10)  # [batch, q]: each query's own position
+    base = metrics.mean_loss(random_lm, tokens)
+    heads = [(1, h) for h in range(random_lm.cfg.n_heads)]
+    assert metrics.moved_attention_loss(random_lm, tokens, heads, self_key, self_key) == pytest.approx(base, abs=1e-6)
+    assert metrics.moved_attention_loss(random_lm, tokens, [], self_key, torch.zeros_like(self_key)) == base
+    moved = metrics.moved_attention_loss(random_lm, tokens, heads, self_key, torch.zeros_like(self_key))
+    assert abs(moved - base) > 1e-3  # the hook reaches the forward pass
+    assert metrics.mean_loss(random_lm, tokens) == base  # and is gone afterwards
+
+
 def test_sink_scores_at_another_key_are_alpha_k(random_lm):
     tokens = torch.randint(0, 40, (2, 10), generator=torch.Generator().manual_seed(1))
     patterns = metrics.attention_patterns(random_lm, tokens)  # [layer, batch, head, q, k]

@@ -201,6 +201,15 @@ def test_course_lm_heads_rest_on_the_start_of_the_document_they_read(sinks):
     assert set(start["heads"]) & set(sinks["random_words"]["heads"]), (start["heads"], sinks["random_words"])
 
 
+def test_course_lm_resting_weight_is_a_sink(course_lm, sinks):
+    # The weight those heads put on the document's start can move to another empty key (BOS) for free, but not
+    # onto a word: a sink, not a read (notebook 01). Other texts than the card's: seed 30_000.
+    text = corpus.full_length_contexts(32, 64, seed=30_000)
+    moved = model_card.resting_weight_moved(course_lm, text, sinks["document_start"]["heads"])
+    assert abs(moved["to_bos"]) < 0.05 and abs(moved["to_previous_start"]) < 0.05, moved
+    assert moved["to_first_word"] > 0.5, moved
+
+
 def test_course_lm_sinks_on_random_words_at_full_length(sinks):
     # Seed-dependent: 5 sink heads on the shipped seed, 2 to 4 on seeds 1-4 (models/course-lm/seeds.json; notebook 01
     # shows the table). The shipped seed is the recipe's default seed, not chosen among them.

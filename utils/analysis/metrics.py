@@ -188,6 +188,32 @@ def mean_loss(model, tokens: torch.Tensor, ignore_index: int | None = None) -> f
     return F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=-100).item()
 
 
+def move_attention(pattern: torch.Tensor, heads: Sequence[int], source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """A copy of `pattern` [batch, head, q, k] in which each of `heads` moves its weight on key source[b, q] onto
+    key target[b, q] (source, target [batch, q]; both keys at or before q). Every other weight is unchanged, so
+    each row still sums to 1; where source == target nothing moves."""
+    moved = pattern.clone()
+    for h in heads:
+        weight = pattern[:, h].gather(-1, source[..., None])  # [batch, q, 1]
+        moved[:, h].scatter_add_(-1, source[..., None], -weight)
+        moved[:, h].scatter_add_(-1, target[..., None], weight)
+    return moved
+
+
+def moved_attention_loss(model, tokens: torch.Tensor, heads: Sequence[tuple[int, int]], source: torch.Tensor,
+                         target: torch.Tensor) -> float:
+    """`mean_loss` on tokens [batch, pos] with the (layer, head) pairs' attention moved from key source[b, q] to
+    key target[b, q] (`move_attention`): does the model need where a head looks, or only that it looks away?"""
+    by_layer: dict[int, list[int]] = {}
+    for layer, head in heads:
+        by_layer.setdefault(layer, []).append(head)
+    hooks = [(f"blocks.{layer}.attn.hook_pattern",
+              lambda pattern, hook, hs=tuple(hs): move_attention(pattern, hs, source, target))
+             for layer, hs in by_layer.items()]
+    with model.hooks(fwd_hooks=hooks):
+        return mean_loss(model, tokens)
+
+
 # ---------------------------------------------------------------- prompts with answers
 
 

@@ -13,6 +13,7 @@ from utils import check, load_model
 from utils.corpus import full_length_contexts, ioi_prompts, random_word_contexts, repeated_random_tokens
 from utils.viz import attention_explorer, attention_heads
 import json
+from functools import partial
 from utils.models import MODELS_DIR
 from utils import ModelUnavailableError
 

@@ -106,12 +106,29 @@ def sink_figures(model, n: int = 32, text: torch.Tensor | None = None, words: to
 COURSE_LM_SINK_KEYS = ("text", "random_words", "full_stops", "document_start")
 
 
+def resting_weight_moved(model, text: torch.Tensor, heads: list[tuple[int, int]]) -> dict:
+    """Change in held-out loss when `heads` move their weight on the current document's start (every query past
+    the first document) to BOS, to the previous document's start, or to the current document's first word (a
+    control: a key with content). A sink's weight should move to another resting place for free."""
+    start = metrics.document_starts(text == model.to_single_token("."))  # [batch, query]
+    later = start > 0  # [batch, query]: a full stop behind the query
+    query = torch.arange(text.shape[1]).expand_as(start)
+    targets = {"to_bos": torch.zeros_like(start), "to_previous_start": start.gather(1, start),
+               "to_first_word": torch.where(later, torch.minimum(start + 1, query), start)}
+    base = metrics.mean_loss(model, text)
+    return {"heads": heads, "loss": base,
+            **{name: metrics.moved_attention_loss(model, text, heads, start, target) - base
+               for name, target in targets.items()}}
+
+
 def course_lm_seed_figures(model) -> dict:
     """course-lm's acceptance figures on one set of weights: held-out loss, induction and previous-token scores of
     every head, IOI on the training templates, fact recall, and the heads' resting places at full length."""
     repeated = corpus.repeated_random_tokens(batch=20, length=25, seed=SEED)
     scores, sinks = metrics.head_scores(model, repeated), sink_figures(model)
-    return {"loss": metrics.mean_loss(model, corpus.full_length_contexts(32, model.cfg.n_ctx, seed=10_000)),
+    text = corpus.full_length_contexts(32, model.cfg.n_ctx, seed=10_000)
+    return {"loss": metrics.mean_loss(model, text),
+            "resting_weight_moved": resting_weight_moved(model, text, sinks["document_start"]["heads"]),
             "induction": scores.induction.tolist(), "previous_token": scores.previous_token.tolist(),
             "ioi_top1": metrics.ioi_scores(model, corpus.ioi_prompts(200, seed=SEED)).top1,
             "fact_recall": metrics.fact_recall(model, corpus.fact_prompts(seed=SEED)),
@@ -512,7 +529,23 @@ def course_lm_seed_lines(record: dict) -> list[str]:
     counts = "; ".join(f"{bar} on {sum(test(f) for f in runs.values())}" for bar, test in bars.items())
     return ([f"Runs of the recipe ({len(runs)}), measured by utils.zoo.model_card.course_lm_seed_figures (the "
              "protocol of the figures above):", ""] + table(header, rows)
-            + ["", f"Bars, run by run (of {len(runs)}): {counts}.", "", record.get("note", "")])
+            + ["", f"Bars, run by run (of {len(runs)}): {counts}.", "", resting_weight_line(runs), "",
+               record.get("note", "")])
+
+
+def resting_weight_line(runs: dict) -> str:
+    """What moving the document-start heads' resting weight costs, run by run (`resting_weight_moved`)."""
+    moved = {label: f["resting_weight_moved"] for label, f in runs.items() if "resting_weight_moved" in f}
+    if not moved:
+        return ""
+    span = lambda key: f"{fmt(min(m[key] for m in moved.values()), 3)} to {fmt(max(m[key] for m in moved.values()), 3)}"  # noqa: E731
+    control = ", ".join(f"{fmt(m['to_first_word'], 3)} ({label})" for label, m in moved.items())
+    return (f"Is the weight on the document's start a sink's, free to rest anywhere empty? On each of {len(moved)} runs "
+            "its heads on the document's start had that weight moved, for every query past the first document "
+            "(utils.zoo.model_card.resting_weight_moved): held-out loss changes by "
+            f"{span('to_bos')} nats when it goes to BOS and {span('to_previous_start')} when it goes to the previous "
+            f"document's start, against {control} when it goes to the current document's first word (the control: "
+            "a key with content).")
 
 
 def flat_scores(scores: list[list[float]]) -> list[float]:
