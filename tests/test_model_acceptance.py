@@ -186,7 +186,8 @@ def sinks(course_lm) -> dict:
 # Known gap (issue 11, round two): strict, so an XPASS after retraining fails and asks to drop the mark.
 @pytest.mark.xfail(strict=True, reason="measured: no head beyond layer 0 reaches alpha_0 0.3 on full-length "
                                        "held-out text (uniform 0.074); the heads rest on the start of the document "
-                                       "they read, BOS only for the first of the packed documents (the test below)")
+                                       "they read, BOS only for the first of the packed documents (the tests below); "
+                                       "not moved by weight decay, lr, related documents or 2-3x the steps (train_lm)")
 def test_course_lm_sinks_on_text_at_full_length(sinks):
     assert sinks["length"] == 64 and sinks["uniform"] < 0.1
     assert sinks["text"]["share"] >= 0.25, sinks["text"]
