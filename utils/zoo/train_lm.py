@@ -165,6 +165,17 @@ IOI_LM_CONFIG = TrainConfig(n_layers=4, d_model=128, n_heads=4, n_ctx=64, d_mlp=
 #   0.28 / 0.31 and every later MLP <= 0.02; the last token 0.83 after block 3 (seed 0), 0.92 after block 5 (seed 1);
 #   STR: the last subject token carries 1.00 (seed 0) and 0.94-0.96 (seed 1) through blocks 0-1. More depth leaves
 #   the lookup in MLP 0 and shrinks the early site under noise.
+# - Second mentions (2026-12-03, scratch; this recipe's steps and optimiser, the card's protocol on second-mention
+#   prompts): a sentence names two people with different given names ("{clan} {given} sees {clan} {given} ."), the
+#   next names one of them by the given name alone, so the clan is known only from the earlier sentence and block 0
+#   cannot combine the two at the subject (one token, the given name). Second-mention documents 35 % of the mix
+#   (variant A: 40 % of them list the person's three attributes right after the given name, registry-style; B: none)
+#   or 45 % with 70 % listings (C). Recall 0.80-1.00 on every split (a held-out verb in the first sentence with the
+#   held-out phrasings). MLP 0 at the subject now recovers 0.48-0.89: restoring which given name it is. Later MLPs
+#   at the subject, window 1: A seed 2 0.09 / 0.05 / 0.04 / 0.07 (MLPs 1-2 together 0.13), A seed 0 <= 0.03, B seed 2
+#   <= 0.02 (MLP 2 -0.41), C seed 2 0.09 / 0.04 / 0.08 / 0.14 (block 4, the second half; late site 0.68, below the
+#   0.7 bar), C seed 0 <= 0.06 (held-out recall 0.80-0.83), C seed 1 MLP 1 -0.91, the rest <= 0.01. The composition
+#   spreads thinly over MLPs 1-4 on some seeds and nowhere on others: the MLP condition on none of five runs.
 FACTS_LM_CONFIG = TrainConfig(n_layers=6, d_model=128, n_heads=4, n_ctx=64, d_mlp=4 * 128, steps=4000, lr=1.5e-3,
                               warmup=200, **{**LM_OPTIMISATION, "eval_every": 500, "seed": 2},
                               checkpoints=(1500, 2500, 3000),
