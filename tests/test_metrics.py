@@ -447,3 +447,25 @@ def test_token_class_attention_against_hand_counts_and_the_uniform_baseline():
     assert baseline == pytest.approx(sum(shares) / 4)
     assert per_head[0].item() == pytest.approx(baseline)  # a uniform head scores the baseline exactly
     assert per_head[1].item() == pytest.approx(1.0)  # all of head 1's weight is on key 2 from query 2 on
+
+
+def test_written_norms_are_what_a_key_adds_to_the_attention_output(random_lm):
+    # Independent route: force one head to put all its weight on key k (or none anywhere); the attention output
+    # changes by exactly what key k writes through that head, v_k W_O.
+    tokens = torch.randint(3, 40, (2, 8), generator=torch.Generator().manual_seed(3))
+    layer, head, key = 1, 1, 2
+    norms = metrics.written_norms(random_lm, tokens, [(layer, head), (0, 0)])  # {(layer, head): [batch, key]}
+    assert set(norms) == {(layer, head), (0, 0)} and norms[(layer, head)].shape == (2, 8)
+
+    def attention_out(weight: float) -> torch.Tensor:
+        def force(pattern, hook):  # [batch, head, q, k]
+            pattern = pattern.clone()
+            pattern[:, head] = 0.0
+            pattern[:, head, key:, key] = weight  # queries that can see the key
+            return pattern
+        with random_lm.hooks(fwd_hooks=[(f"blocks.{layer}.attn.hook_pattern", force)]):
+            _, cache = random_lm.run_with_cache(tokens, names_filter=f"blocks.{layer}.hook_attn_out")
+        return cache[f"blocks.{layer}.hook_attn_out"]  # [batch, pos, d_model]
+
+    added = (attention_out(1.0) - attention_out(0.0))[:, key:].norm(dim=-1)  # [batch, query]: the same at every query
+    assert torch.allclose(added, norms[(layer, head)][:, key, None].expand_as(added), rtol=1e-4, atol=1e-5)

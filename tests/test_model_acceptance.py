@@ -209,6 +209,8 @@ def test_course_lm_resting_weight_is_a_sink(course_lm, sinks):
     moved = model_card.resting_weight_moved(course_lm, text, sinks["document_start"]["heads"])
     assert abs(moved["to_bos"]) < 0.05 and abs(moved["to_previous_start"]) < 0.05, moved
     assert moved["to_first_word"] > 0.5, moved
+    # Gu et al.'s other signature: for most of those heads the resting key writes less than an average key.
+    assert sum(ratio < 1 for ratio in moved["value_at_rest"].values()) > len(moved["heads"]) / 2, moved
 
 
 def test_course_lm_sinks_on_random_words_at_full_length(sinks):

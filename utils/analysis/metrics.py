@@ -200,6 +200,18 @@ def move_attention(pattern: torch.Tensor, heads: Sequence[int], source: torch.Te
     return moved
 
 
+def written_norms(model, tokens: torch.Tensor, heads: Sequence[tuple[int, int]]) -> dict[tuple[int, int], torch.Tensor]:
+    """For each (layer, head), the norm of what each key would write through it, |v_k W_O|, on tokens [batch, pos]:
+    -> {(layer, head): [batch, key]}. Attention weight times this norm is what a key contributes (Kobayashi et al.
+    2020); a sink's resting key has a small one (Gu et al. 2024)."""
+    layers = {layer for layer, _ in heads}
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=lambda name: name.endswith("hook_v") and
+                                        int(name.split(".")[1]) in layers)
+    return {(layer, head): (cache[f"blocks.{layer}.attn.hook_v"][:, :, head] @ model.W_O[layer, head]).norm(dim=-1)
+            for layer, head in heads}  # v [batch, key, d_head] @ W_O [d_head, d_model]
+
+
 def moved_attention_loss(model, tokens: torch.Tensor, heads: Sequence[tuple[int, int]], source: torch.Tensor,
                          target: torch.Tensor) -> float:
     """`mean_loss` on tokens [batch, pos] with the (layer, head) pairs' attention moved from key source[b, q] to

@@ -109,16 +109,21 @@ COURSE_LM_SINK_KEYS = ("text", "random_words", "full_stops", "document_start")
 def resting_weight_moved(model, text: torch.Tensor, heads: list[tuple[int, int]]) -> dict:
     """Change in held-out loss when `heads` move their weight on the current document's start (every query past
     the first document) to BOS, to the previous document's start, or to the current document's first word (a
-    control: a key with content). A sink's weight should move to another resting place for free."""
+    control: a key with content). A sink's weight should move to another resting place for free. Also, per head,
+    Gu et al.'s other signature of a sink: what the resting key writes through the head (|v W_O|, at the current
+    document's start for every query past the first document) over what an average key writes ("value_at_rest")."""
     start = metrics.document_starts(text == model.to_single_token("."))  # [batch, query]
     later = start > 0  # [batch, query]: a full stop behind the query
     query = torch.arange(text.shape[1]).expand_as(start)
     targets = {"to_bos": torch.zeros_like(start), "to_previous_start": start.gather(1, start),
                "to_first_word": torch.where(later, torch.minimum(start + 1, query), start)}
     base = metrics.mean_loss(model, text)
+    norms = metrics.written_norms(model, text, [tuple(head) for head in heads])  # {(layer, head): [batch, key]}
     return {"heads": heads, "loss": base,
             **{name: metrics.moved_attention_loss(model, text, heads, start, target) - base
-               for name, target in targets.items()}}
+               for name, target in targets.items()},
+            "value_at_rest": {f"{layer}.{head}": (n.gather(1, start)[later].mean() / n.mean()).item()
+                              for (layer, head), n in norms.items()}}
 
 
 def course_lm_seed_figures(model) -> dict:
@@ -545,7 +550,21 @@ def resting_weight_line(runs: dict) -> str:
             "(utils.zoo.model_card.resting_weight_moved): held-out loss changes by "
             f"{span('to_bos')} nats when it goes to BOS and {span('to_previous_start')} when it goes to the previous "
             f"document's start, against {control} when it goes to the current document's first word (the control: "
-            "a key with content).")
+            "a key with content)." + value_at_rest_sentence(moved))
+
+
+def value_at_rest_sentence(moved: dict) -> str:
+    """Gu et al.'s other signature of a sink, run by run: what the resting key writes through each head on the
+    document's start, over what an average key writes (`resting_weight_moved`'s "value_at_rest")."""
+    ratios = {(label, head): r for label, m in moved.items() for head, r in m.get("value_at_rest", {}).items()}
+    if not ratios:
+        return ""
+    small = [r for r in ratios.values() if r < 1]
+    large = ", ".join(f"{head} ({label}: {fmt(r, 2)})" for (label, head), r in ratios.items() if r >= 1)
+    return (f" The other signature of a sink (Gu et al. 2024), a resting key that writes little: |v W_O| at the "
+            f"document's start over its mean over all keys is below 1 for {len(small)} of these {len(ratios)} heads"
+            + (f" ({fmt(min(small), 2)} to {fmt(max(small), 2)})" if small else "") + (f", and 1 or more for {large}: by this signature "
+            "those heads read the document's start rather than rest on it." if large else "."))
 
 
 def flat_scores(scores: list[list[float]]) -> list[float]:
