@@ -561,10 +561,12 @@ def value_at_rest_sentence(moved: dict) -> str:
         return ""
     small = [r for r in ratios.values() if r < 1]
     large = ", ".join(f"{head} ({label}: {fmt(r, 2)})" for (label, head), r in ratios.items() if r >= 1)
-    return (f" The other signature of a sink (Gu et al. 2024), a resting key that writes little: |v W_O| at the "
+    span = f" ({fmt(min(small), 2)} to {fmt(max(small), 2)})" if small else ""
+    rest = (f", and 1 or more for {large}: by this signature those heads read the document's start rather than "
+            "rest on it.") if large else "."
+    return (" The other signature of a sink (Gu et al. 2024), a resting key that writes little: |v W_O| at the "
             f"document's start over its mean over all keys is below 1 for {len(small)} of these {len(ratios)} heads"
-            + (f" ({fmt(min(small), 2)} to {fmt(max(small), 2)})" if small else "") + (f", and 1 or more for {large}: by this signature "
-            "those heads read the document's start rather than rest on it." if large else "."))
+            + span + rest)
 
 
 def flat_scores(scores: list[list[float]]) -> list[float]:
