@@ -168,3 +168,20 @@ def test_a_generated_file_without_a_solution_is_reported_then_removed(repo_copy:
     result = run_build(repo_copy, "--check")
     assert result.returncode == 1 and "out of date: notebooks/09_orphan.ipynb" in result.stderr
     assert run_build(repo_copy).returncode == 0 and not orphan.exists()
+
+
+def test_stored_solution_outputs_join_neighbouring_streams():
+    # How a kernel chunks a cell's prints depends on timing; execute joins neighbouring stream outputs so that
+    # re-executing a notebook gives no empty diff. A text-figure-text cell keeps its three outputs.
+    from utils.authoring.execute import merge_adjacent_streams
+
+    text = lambda s, name="stdout": nbformat.v4.new_output("stream", name=name, text=s)  # noqa: E731
+    figure = nbformat.v4.new_output("display_data", data={"text/plain": "<Figure>"})
+    merged = merge_adjacent_streams([text("a\n"), text("b\n"), figure, text("c\n"), text("d\n", "stderr")])
+    assert [(o.output_type, o.get("text")) for o in merged] == [
+        ("stream", "a\nb\n"), ("display_data", None), ("stream", "c\n"), ("stream", "d\n")]
+    for path in sorted((ROOT / "solutions").glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            outputs = cell.get("outputs", [])
+            for before, after in zip(outputs, outputs[1:]):
+                assert not (before.output_type == after.output_type == "stream" and before.name == after.name), path.name

@@ -46,7 +46,27 @@ def execute(path: Path, timeout_s: int = 600, env: str = "ci") -> tuple[nbformat
     notebook.metadata.pop("widgets", None)  # saved widget state: useless without a kernel, and bulky
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)  # timestamps would make every run a diff
+        if cell.cell_type == "code":
+            cell.outputs = merge_adjacent_streams(cell.outputs)
     return notebook, seconds
+
+
+def merge_adjacent_streams(outputs: list) -> list:
+    """Join consecutive stream outputs of one name (stdout, stderr) into one.
+
+    How a kernel chunks a cell's prints depends on timing, so two runs of the same cell can store one
+    stream output or two: a diff with nothing in it. Joining only neighbours keeps the display order
+    (text, figure, text stays three outputs); nbval compares the joined text either way.
+    """
+    merged: list = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (output.get("output_type") == "stream" and previous is not None
+                and previous.get("output_type") == "stream" and previous.get("name") == output.get("name")):
+            previous["text"] += output["text"]
+        else:
+            merged.append(output)
+    return merged
 
 
 def main(argv: list[str] | None = None) -> int:
