@@ -32,6 +32,17 @@ def test_solution_passes(exercise_id, tier, monkeypatch):
     assert verdict.message == f"{exercise_id} passed ({verdict.n_cases} {tier} cases)"
 
 
+# A grading seed must never fail a right answer: statistical bars (a search's strength, a chi-square) and drawn
+# inputs (a total that can come out negative) are checked here on seeds other than the one above. 06.4 and 02.5
+# failed their own reference on some seeds before their cases were fixed (2026-12-03).
+@pytest.mark.parametrize("exercise_id", sorted(exercises()))
+@pytest.mark.parametrize("grading_seed", ["1", "7", "424242"])
+def test_solution_passes_the_hidden_tier_on_other_grading_seeds(exercise_id, grading_seed, monkeypatch):
+    monkeypatch.setenv("COURSE_GRADING_SEED", grading_seed)
+    verdict = run_check(exercise_id, reference_function(exercises()[exercise_id]), tier="hidden")
+    assert verdict.passed, verdict.message
+
+
 # The line a class of mistake must get: (known-wrong function, what its verdict must contain).
 SPECIFIC = [
     # edge cases: huge scores, a finite mask, masking after the softmax, and no mask get different lines
@@ -67,6 +78,13 @@ SPECIFIC = [
     ("repeated_never_draws_the_last_id", "(every id of a 7-id vocabulary appears in 2000 draws): id "),
     ("repeated_skewed_draw", "(10000 draws are uniform over the vocabulary): the ids are not drawn uniformly"),
     ("repeated_sorted_rows", "(rows in random order, not sorted): row 0 of r comes out sorted"),
+    ("repeated_consecutive_window", "(each token of r is drawn independently of the one before it): r[i + 1] is the entry "
+                                    "of `vocab` right after r[i]"),
+    ("repeated_each_draw_twice", "(each token of r is drawn independently of the one before it): r[i + 1] equals r[i]"),
+    ("repeated_first_50_ids_only", "(10000 draws cover a 400-id vocabulary uniformly): 350 of the 400 ids of `vocab` "
+                                   "never appeared"),
+    ("repeated_randint_mod_100", "(10000 draws cover a 400-id vocabulary uniformly): 300 of the 400 ids of `vocab` "
+                                 "never appeared"),
     # inputs changed in place, models left changed
     ("loss_normalises_the_logits_in_place", "your function changed `logits` in place"),
     ("pattern_scales_q_in_place", "your function changed `q` in place"),
@@ -91,7 +109,9 @@ SPECIFIC = [
     # likely causes, and which output of several is wrong
     ("pattern_unscaled", "; likely cause: the 1/sqrt(d_head) scale is missing"),
     ("residual_unscaled", "; likely cause: the 1/sqrt(d_head) scale is missing"),
-    ("residual_without_biases", "; likely cause: the biases b_Q and b_K are missing"),
+    ("residual_without_biases", "; likely cause: the query bias b_Q is missing"),
+    ("residual_without_query_bias", "; likely cause: the query bias b_Q is missing"),
+    ("loss_squeezes_every_dim", "; likely cause: the batch dimension (size 1 here) is gone: .squeeze() drops every dimension"),
     ("residual_scaled_by_d_model", "; likely cause: divide the scores by sqrt(d_head), not by sqrt(d_model)"),
     ("pattern_keys_and_queries_swapped", "; likely cause: queries and keys are swapped"),
     ("loss_predicts_current_token", "; likely cause: no shift"),

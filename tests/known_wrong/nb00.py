@@ -37,6 +37,10 @@ def loss_normalises_the_logits_in_place(logits, tokens):  # right values, but th
     return -logits[:, :-1].gather(-1, tokens[:, 1:, None]).squeeze(-1)
 
 
+def loss_squeezes_every_dim(logits, tokens):  # .squeeze() also drops a batch of 1 (and a single prediction)
+    return -logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None]).squeeze()
+
+
 # --- 00.2 attention_pattern -------------------------------------------------------------------------
 def _pattern(q, k, scale=True, mask_diagonal=1, softmax_dim=-1, masked=True, transpose=False, mask_value=float("-inf"),
              mask_after=False, naive_softmax=False):
@@ -196,7 +200,8 @@ def ablation_by_zeroing_weights(model, tokens, layer, head):  # edits the model'
 
 WRONG = {
     "00.1": [loss_predicts_current_token, loss_shift_reversed, loss_log_of_softmax, loss_wrong_sign,
-             loss_softmax_over_positions, loss_averaged, loss_in_bits, loss_normalises_the_logits_in_place],
+             loss_softmax_over_positions, loss_averaged, loss_in_bits, loss_normalises_the_logits_in_place,
+             loss_squeezes_every_dim],
     "00.2": [pattern_unscaled, pattern_unmasked, pattern_masked_after_softmax, pattern_finite_mask, pattern_small_finite_mask,
              pattern_softmax_without_max, pattern_softmax_over_queries, pattern_mask_off_by_one,
              pattern_keys_and_queries_swapped, pattern_scales_q_in_place, pattern_hard_coded_d_head],

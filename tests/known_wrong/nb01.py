@@ -25,6 +25,10 @@ def residual_without_biases(x, W_Q, b_Q, W_K, b_K):
     return _from_residual(x, W_Q, b_Q, W_K, b_K, biases=False)
 
 
+def residual_without_query_bias(x, W_Q, b_Q, W_K, b_K):  # b_K kept: it alone would cancel in the softmax, b_Q does not
+    return _from_residual(x, W_Q, 0 * b_Q, W_K, b_K)
+
+
 def residual_unscaled(x, W_Q, b_Q, W_K, b_K):
     return _from_residual(x, W_Q, b_Q, W_K, b_K, scale=False)
 
@@ -182,7 +186,7 @@ def value_on_the_meta_device(pattern, v, W_O):  # the right shape, on another de
 WRONG = {
     "01.1": [residual_without_biases, residual_unscaled, residual_unmasked, residual_heads_mixed, residual_scaled_by_d_model,
              residual_masked_after_softmax, residual_finite_mask, residual_softmax_without_max, residual_hard_coded_d_head,
-             residual_normalises_x_in_place],
+             residual_normalises_x_in_place, residual_without_query_bias],
     "01.2": [diagonal_wrong_sign, diagonal_over_all_queries, diagonal_keeps_batch, diagonal_of_the_wrong_dims,
              diagonal_of_the_transpose, diagonal_averaged_over_heads, diagonal_always_previous_token,
              diagonal_divided_in_place],

@@ -43,6 +43,15 @@ def attention_scaled(hidden, mask, W, b, v):  # a transformer habit: divide by s
     return (_scores(hidden, W, b, v) / hidden.shape[-1] ** 0.5).masked_fill(~mask, float("-inf")).softmax(-1)
 
 
+def attention_softmax_then_renormalised(hidden, mask, W, b, v):  # underflows to 0 / 0 when padding scores highest
+    weights = _scores(hidden, W, b, v).softmax(-1) * mask
+    return weights / weights.sum(-1, keepdim=True)
+
+
+def attention_mask_minus_1e5(hidden, mask, W, b, v):  # finite, and above real scores of -4e6
+    return _scores(hidden, W, b, v).masked_fill(~mask, -1e5).softmax(-1)
+
+
 # --- 02.2 gradient_importance -----------------------------------------------------------------------
 def _gradient(model, tokens, mask, detach=True, of="sigmoid", at="embeddings"):
     with torch.enable_grad():
@@ -194,9 +203,22 @@ def jsd_one_sided(p, q):  # KL(p || m) only: not symmetric
     return _kl(p, (p + q) / 2)
 
 
+def jsd_nan_replaced_afterwards(p, q):  # right values, but the nan made at 0 * log 0 flows back as a nan gradient
+    m = (p + q) / 2
+    kl = lambda a: (a * (a / m).log()).nan_to_num(0.0).sum(-1)  # noqa: E731
+    return (kl(p) + kl(q)) / 2
+
+
+def jsd_xlogy(p, q):  # xlogy(0, 0) = 0, but its gradient at 0 is log 0: nan
+    m = (p + q) / 2
+    kl = lambda a: (torch.xlogy(a, a) - torch.xlogy(a, m)).sum(-1)  # noqa: E731
+    return (kl(p) + kl(q)) / 2
+
+
 # --- 02.5 adversarial_attention -----------------------------------------------------------------------
-def _search(model, tokens, mask, k, steps, lr, eps, seed, select=True, masked=True, include_own=True, constraint=True):
-    generator = torch.Generator().manual_seed(seed)
+def _search(model, tokens, mask, k, steps, lr, eps, seed, select=True, masked=True, include_own=True, constraint=True,
+            global_rng=False):
+    generator = None if global_rng else torch.Generator().manual_seed(seed)
     with torch.no_grad():
         hidden = model.encode(model.embed(tokens), mask)
         alpha = model.weights(hidden, mask)
@@ -268,14 +290,29 @@ def adversary_no_steps(model, tokens, mask, k=5, steps=300, lr=0.01, eps=0.01, s
     return _search(model, tokens, mask, k, 0, lr, eps, seed)
 
 
+def adversary_global_random_state(model, tokens, mask, k=5, steps=300, lr=0.01, eps=0.01, seed=0):  # seed unused
+    return _search(model, tokens, mask, k, steps, lr, eps, seed, global_rng=True)
+
+
+def adversary_fixed_eps(model, tokens, mask, k=5, steps=300, lr=0.01, eps=0.01, seed=0):  # the eps passed is ignored
+    return _search(model, tokens, mask, k, steps, lr, 0.01, seed)
+
+
+def adversary_own_attention_not_a_choice(model, tokens, mask, k=5, steps=300, lr=0.01, eps=0.01, seed=0):
+    return _search(model, tokens, mask, k, steps, lr, eps, seed, include_own=False)
+
+
 WRONG = {
     "02.1": [attention_unmasked, attention_zeroed_after_softmax, attention_finite_mask, attention_without_tanh,
-             attention_softmax_over_batch, attention_sigmoid, attention_without_bias, attention_scaled],
+             attention_softmax_over_batch, attention_sigmoid, attention_without_bias, attention_scaled,
+             attention_softmax_then_renormalised, attention_mask_minus_1e5],
     "02.2": [gradient_through_attention, gradient_norm, gradient_abs_before_sum, gradient_signed, gradient_not_normalised,
              gradient_at_hidden_states, gradient_of_first_sentence_only],
     "02.3": [loo_replaced_by_padding, loo_mask_only, loo_signed, loo_on_logits, loo_off_by_one, loo_normalised,
              loo_leave_one_in],
-    "02.4": [jsd_log2, jsd_is_kl, jsd_without_halves, jsd_distance, jsd_nan_on_zeros, jsd_mean_not_sum, jsd_one_sided],
+    "02.4": [jsd_log2, jsd_is_kl, jsd_without_halves, jsd_distance, jsd_nan_on_zeros, jsd_mean_not_sum, jsd_one_sided,
+             jsd_nan_replaced_afterwards, jsd_xlogy],
     "02.5": [adversary_returns_own_attention, adversary_without_selection, adversary_without_constraint, adversary_unmasked,
-             adversary_one_hot_on_last_token, adversary_uniform, adversary_logits_not_softmaxed, adversary_no_steps],
+             adversary_one_hot_on_last_token, adversary_uniform, adversary_logits_not_softmaxed, adversary_no_steps,
+             adversary_global_random_state, adversary_fixed_eps, adversary_own_attention_not_a_choice],
 }

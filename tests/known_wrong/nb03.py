@@ -68,6 +68,24 @@ def repeated_shuffles_vocab_in_place(bos, vocab, batch, length, generator):  # a
     return _rows(bos, vocab, batch, length, vocab[torch.randint(0, len(vocab), (batch, length), generator=generator)])
 
 
+def repeated_consecutive_window(bos, vocab, batch, length, generator):  # only the start is random: a run of vocab entries
+    start = torch.randint(0, len(vocab), (batch, 1), generator=generator)
+    return _rows(bos, vocab, batch, length, vocab[(start + torch.arange(length)) % len(vocab)])
+
+
+def repeated_first_50_ids_only(bos, vocab, batch, length, generator):  # a fixed bound on the index
+    return _rows(bos, vocab, batch, length, vocab[torch.randint(0, min(len(vocab), 50), (batch, length), generator=generator)])
+
+
+def repeated_randint_mod_100(bos, vocab, batch, length, generator):  # indices 0..99 folded into vocab: biased, ids past 100 never
+    return _rows(bos, vocab, batch, length, vocab[torch.randint(0, 100, (batch, length), generator=generator) % len(vocab)])
+
+
+def repeated_each_draw_twice(bos, vocab, batch, length, generator):  # every token repeated at once: r[2i] == r[2i + 1]
+    picks = torch.randint(0, len(vocab), (batch, (length + 1) // 2), generator=generator)
+    return _rows(bos, vocab, batch, length, vocab[picks.repeat_interleave(2, dim=1)[:, :length]])
+
+
 # --- 03.2 induction_score ---------------------------------------------------------------------------
 def induction_off_by_one(pattern, half):  # the repeated token itself, not the one after it
     return pattern.diagonal(offset=-half, dim1=-2, dim2=-1)[..., -half:].mean(dim=(0, -1))
@@ -305,7 +323,8 @@ WRONG = {
     "03.1": [repeated_without_bos, repeated_two_independent_halves, repeated_raw_indices, repeated_same_row_everywhere,
              repeated_float_tokens, repeated_ignores_the_generator, repeated_reseeds_the_generator,
              repeated_seeds_the_global_state, repeated_never_draws_the_last_id, repeated_sorted_rows, repeated_skewed_draw,
-             repeated_shuffles_vocab_in_place],
+             repeated_shuffles_vocab_in_place, repeated_consecutive_window, repeated_first_50_ids_only,
+             repeated_randint_mod_100, repeated_each_draw_twice],
     "03.2": [induction_off_by_one, induction_whole_diagonal, induction_keeps_batch, induction_sum_not_mean,
              induction_first_copy_queries, induction_of_the_transpose, induction_per_sample],
     "03.3": [previous_is_self, previous_is_next, previous_over_all_rows, previous_two_back, previous_keeps_batch,

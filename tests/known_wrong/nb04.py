@@ -4,6 +4,8 @@ import numpy as np
 import torch
 from scipy.linalg import orth
 from sklearn.linear_model import LogisticRegression, RidgeClassifier
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.model_selection import cross_val_score
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -87,6 +89,30 @@ def probe_shuffled_labels(X_train, y_train, X_test, y_test):
     return np.array([_probe().fit(a, y).score(b, y_test) for a, b in zip(X_train, X_test)])
 
 
+def probe_roles_swapped(X_train, y_train, X_test, y_test):  # fitted on the test split, scored on the training split
+    return np.array([_probe().fit(b, y_test).score(a, y_train) for a, b in zip(X_train, X_test)])
+
+
+def probe_cross_validated_on_train(X_train, y_train, X_test, y_test):  # 5-fold CV on train; the test split unused
+    return np.array([cross_val_score(_probe(), a, y_train, cv=5).mean() for a in X_train])
+
+
+def probe_fit_on_train_and_test(X_train, y_train, X_test, y_test):  # the test rows leak into the fit
+    return np.array([_probe().fit(np.concatenate([a, b]), np.concatenate([y_train, y_test])).score(b, y_test)
+                     for a, b in zip(X_train, X_test)])
+
+
+def probe_fit_on_train_and_half_the_test(X_train, y_train, X_test, y_test):  # "more data": half the test rows leak
+    h = len(y_test) // 2
+    return np.array([_probe().fit(np.concatenate([a, b[:h]]), np.concatenate([y_train, y_test[:h]])).score(b, y_test)
+                     for a, b in zip(X_train, X_test)])
+
+
+def probe_balanced_accuracy(X_train, y_train, X_test, y_test):  # the mean recall per class, not the accuracy
+    return np.array([balanced_accuracy_score(y_test, _probe().fit(a, y_train).predict(b))
+                     for a, b in zip(X_train, X_test)])
+
+
 # --- 04.3 control_mapping ---------------------------------------------------------------------------
 def control_uniform(types, labels, seed):  # ignores the label distribution
     vocabulary, values = sorted(set(types)), np.unique(labels)
@@ -124,6 +150,13 @@ def control_by_type_frequency(types, labels, seed):  # each type's label drawn f
     vocabulary = sorted(set(types))
     p = np.linspace(1, 2, len(values))  # a distribution that is not the task's
     drawn = np.random.default_rng(seed).choice(len(values), size=len(vocabulary), p=p / p.sum())
+    return {w: values[i] for w, i in zip(vocabulary, drawn)}
+
+
+def control_drawn_then_sorted(types, labels, seed):  # right distribution, but handed out in sorted blocks
+    values, counts = np.unique(labels, return_counts=True)
+    vocabulary = sorted(set(types))
+    drawn = np.sort(np.random.default_rng(seed).choice(len(values), size=len(vocabulary), p=counts / counts.sum()))
     return {w: values[i] for w, i in zip(vocabulary, drawn)}
 
 
@@ -209,6 +242,39 @@ def inlp_budget_ignored(X, y, X_dev, y_dev, max_directions=20, tolerance=0.01):
     return P, W
 
 
+def _inlp(X, y, X_dev, y_dev, max_directions, tolerance, chance, fit=None, scored=None):
+    """INLP whose probe is fitted on `fit` (default (X, y)) and scored on `scored` (default the dev split)."""
+    P, W = np.eye(X.shape[1]), np.zeros((0, X.shape[1]))
+    fit_X, fit_y = fit or (X, y)
+    score_X, score_y = scored or (X_dev, y_dev)
+    while len(W) < max_directions:
+        probe = RidgeClassifier().fit(fit_X @ P, fit_y)
+        if probe.score(score_X @ P, score_y) <= chance + tolerance:
+            break
+        W = np.concatenate([W, probe.coef_.reshape(-1, X.shape[1])])
+        B = orth(W.T)
+        P = np.eye(X.shape[1]) - B @ B.T
+    return P, W
+
+
+def inlp_chance_is_half(X, y, X_dev, y_dev, max_directions=20, tolerance=0.01):  # not the majority class's accuracy
+    return _inlp(X, y, X_dev, y_dev, max_directions, tolerance, 0.5)
+
+
+def inlp_fit_and_score_on_dev(X, y, X_dev, y_dev, max_directions=20, tolerance=0.01):  # the training split unused
+    chance = max(np.mean(y_dev == 0), np.mean(y_dev == 1))
+    return _inlp(X, y, X_dev, y_dev, max_directions, tolerance, chance, fit=(X_dev, y_dev))
+
+
+def inlp_scored_on_train(X, y, X_dev, y_dev, max_directions=20, tolerance=0.01):  # training accuracy decides when to stop
+    values, counts = np.unique(y, return_counts=True)
+    return _inlp(X, y, X_dev, y_dev, max_directions, tolerance, np.mean(y == values[counts.argmax()]), scored=(X, y))
+
+
+def inlp_tolerance_ignored(X, y, X_dev, y_dev, max_directions=20, tolerance=0.01):  # always the default 0.01
+    return _inlp(X, y, X_dev, y_dev, max_directions, 0.01, _chance(y, y_dev))
+
+
 # --- 04.5 steer -------------------------------------------------------------------------------------
 def _add_hook(rows, positions, vectors, sign=1.0):
     def add(resid, hook):
@@ -259,11 +325,13 @@ WRONG = {
     "04.1": [stack_resid_post_only, stack_resid_pre_only, stack_resid_mid, stack_reversed, stack_batch_first,
              stack_course_lm_layers, stack_token_embeddings],
     "04.2": [probe_scored_on_train, probe_trained_on_test, probe_mlp, probe_error_rate, probe_first_layer_only,
-             probe_majority, probe_shuffled_labels],
+             probe_majority, probe_shuffled_labels, probe_roles_swapped, probe_cross_validated_on_train,
+             probe_fit_on_train_and_test, probe_fit_on_train_and_half_the_test, probe_balanced_accuracy],
     "04.3": [control_uniform, control_majority, control_true_labels, control_in_given_order, control_seed_ignored,
-             control_by_type_frequency],
+             control_by_type_frequency, control_drawn_then_sorted],
     "04.4": [inlp_rowspace, inlp_without_refitting_on_projected, inlp_last_direction_only, inlp_unnormalised,
-             inlp_no_stopping_rule, inlp_one_round, inlp_budget_ignored],
+             inlp_no_stopping_rule, inlp_one_round, inlp_budget_ignored, inlp_chance_is_half, inlp_fit_and_score_on_dev,
+             inlp_scored_on_train, inlp_tolerance_ignored],
     "04.5": [steer_one_layer_deeper, steer_subtracts, steer_every_position, steer_next_position,
              steer_first_vector_for_all, steer_hook_left_behind, steer_unit_vectors],
 }

@@ -72,6 +72,10 @@ def _restored(model, tokens, span, answer, noise, restore, *, add=True, where=No
     return rows.softmax(-1)[:, answer].mean().item()
 
 
+def restore_sites_keyed_by_hook(model, tokens, span, answer, noise, restore=()):  # dict(restore): one position per hook
+    return _restored(model, tokens, span, answer, noise, list(dict(restore).items()))
+
+
 def restore_noise_replaces(model, tokens, span, answer, noise, restore=()):  # ROME's --replace, not the default
     return _restored(model, tokens, span, answer, noise, restore, add=False)
 
@@ -221,6 +225,10 @@ def _patched(model, source, target, sites, *, swap=False, every_position=False, 
     return logits[0, -1]
 
 
+def patch_sites_keyed_by_hook(model, source, target, sites):  # dict(sites): the last position per hook wins
+    return _patched(model, source, target, list(dict(sites).items()))
+
+
 def patch_swapped_roles(model, source, target, sites):
     return _patched(model, source, target, sites, swap=True)
 
@@ -330,6 +338,13 @@ def _dla(model, cache, io, s, *, scale_power=-1, position=-1, bias=False, minus_
                         for l in range(model.cfg.n_layers)])
 
 
+def dla_stack_head_results(model, cache, io, s):  # right numbers, but the helper stores hook_result in `cache`
+    heads = cache.stack_head_results(layer=-1, pos_slice=-1)  # [layer * head, batch, d_model]
+    direction = (model.W_U[:, io] - model.W_U[:, s]).T  # [batch, d_model]
+    effects = (heads * direction).sum(-1) / cache["ln_final.hook_scale"][:, -1, 0]
+    return effects.reshape(model.cfg.n_layers, model.cfg.n_heads, -1)
+
+
 def dla_no_scale(model, cache, io, s):
     return _dla(model, cache, io, s, scale_power=0)
 
@@ -420,17 +435,17 @@ def attribution_absolute(model, clean, corrupted, io, s):
 WRONG = {
     "05.1": [std_with_bos, std_times_three, std_whole_matrix, std_unique_tokens, std_per_dimension_mean,
              std_with_positions, std_first_subject_only],
-    "05.2": [restore_noise_replaces, restore_includes_clean_row, restore_logits, restore_top_probability,
+    "05.2": [restore_sites_keyed_by_hook, restore_noise_replaces, restore_includes_clean_row, restore_logits, restore_top_probability,
              restore_span_off_by_one, restore_every_position, restore_from_corrupted_row, restore_noise_everywhere],
     "05.3": [window_unclipped, window_starts_at_layer, window_ends_at_layer, window_one_too_wide,
              window_rounds_half_up, window_as_range, window_clip_shifts],
     "05.4": [classes_unnormalised, classes_last_in_further, classes_one_token_subject_is_first,
              classes_middle_includes_ends, classes_empty_as_zero, classes_divided_by_high, classes_summed],
-    "05.5": [patch_swapped_roles, patch_every_position, patch_last_position_only, patch_probabilities,
+    "05.5": [patch_sites_keyed_by_hook, patch_swapped_roles, patch_every_position, patch_last_position_only, patch_probabilities,
              patch_every_position_logits, patch_from_target, patch_first_site_only],
     "05.6": [head_whole_layer, head_last_position_only, head_zero_ablated, head_position_axis, head_batch_mean,
              head_every_position_logits, head_probabilities, head_next_layer],
-    "05.7": [dla_no_scale, dla_times_scale, dla_with_bias, dla_first_position, dla_io_only,
+    "05.7": [dla_stack_head_results, dla_no_scale, dla_times_scale, dla_with_bias, dla_first_position, dla_io_only,
              dla_scale_at_first_position, dla_swapped_axes, dla_layer_output],
     "05.8": [attribution_gradient_in_clean_run, attribution_sign_flipped, attribution_summed_over_prompts,
              attribution_gradient_only, attribution_step_only, attribution_last_position, attribution_absolute],

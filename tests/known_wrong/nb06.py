@@ -137,9 +137,14 @@ def terms_sides_swapped(omega_d, omega_s, X, d, s, rank):
     return _terms(omega_d, omega_s, X, d, s, rank, swap=True)
 
 
+def terms_numerical_rank(omega_d, omega_s, X, d, s, rank):  # `rank` ignored: every non-zero singular value kept
+    numerical = int((torch.linalg.svdvals(omega_d) > 1e-10 * torch.linalg.svdvals(omega_d)[0]).sum())
+    return _terms(omega_d, omega_s, X, d, s, numerical)
+
+
 # --- 06.4 minimal_signal ------------------------------------------------------------------------------
 def _greedy(terms, *, key=None, fraction=1.0, rounding=True, strict=False, ascending=False, sort_indices=False,
-            guard=True, by_index=False):
+            guard=True, by_index=False, decimals=5):
     total = terms.sum().item()
     if guard and total <= 0:
         return torch.empty(0, dtype=torch.long)
@@ -150,7 +155,7 @@ def _greedy(terms, *, key=None, fraction=1.0, rounding=True, strict=False, ascen
     for size, index in enumerate(order.tolist(), start=1):
         running += terms[index].item()
         frac = running / total if total else 0.0
-        frac = round(frac, 5) if rounding else frac
+        frac = round(frac, decimals) if rounding else frac
         if (frac > fraction) if strict else (frac >= fraction):
             chosen = order[:size]
             break
@@ -187,6 +192,10 @@ def signal_negative_total_not_handled(terms):
 
 def signal_in_svd_order(terms):
     return _greedy(terms, by_index=True)
+
+
+def signal_four_decimals(terms):  # stops while 2e-5 of the total is still missing
+    return _greedy(terms, decimals=4)
 
 
 # --- 06.5 residual_parts ------------------------------------------------------------------------------
@@ -338,9 +347,10 @@ WRONG = {
     "06.2": [omega_biases_swapped, omega_sides_swapped, omega_scaled, omega_transposed_qk, omega_no_biases,
              omega_bias_product_appended, omega_not_augmented],
     "06.3": [terms_mean_includes_s, terms_mean_over_every_position, terms_delta_tilde_ends_in_one, terms_without_sigma,
-             terms_query_bias_dropped, terms_sorted, terms_not_truncated, terms_sides_swapped],
+             terms_query_bias_dropped, terms_sorted, terms_not_truncated, terms_numerical_rank, terms_sides_swapped],
     "06.4": [signal_by_absolute_value, signal_seventy_percent, signal_without_rounding, signal_strictly_above_total,
-             signal_smallest_first, signal_indices_sorted, signal_negative_total_not_handled, signal_in_svd_order],
+             signal_smallest_first, signal_indices_sorted, signal_negative_total_not_handled, signal_in_svd_order,
+             signal_four_decimals],
     "06.5": [parts_not_scaled, parts_not_centred, parts_heads_not_split_by_source, parts_without_output_bias,
              parts_without_mlps, parts_without_position_embedding, parts_mlp_before_bias, parts_pattern_transposed,
              parts_source_major],

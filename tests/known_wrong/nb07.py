@@ -71,6 +71,25 @@ def sample_float(task, n, generator=None):
     return pointer.sample(task, n, generator).float()
 
 
+def sample_addressed_cell_set_to_one(task, n, generator=None):  # "a pointer to a set bit": every target is 1
+    memory = torch.randint(0, 2, (n, task.memory_bits), generator=generator)
+    address = torch.randint(0, task.memory_bits, (n,), generator=generator)
+    memory[torch.arange(n), address] = 1
+    return _sequences(memory, address, task.address_bits)
+
+
+def sample_cyclic_addresses(task, n, generator=None):  # addresses 0, 1, 2, ... by row: uniform, but not random
+    memory = torch.randint(0, 2, (n, task.memory_bits), generator=generator)
+    return _sequences(memory, torch.arange(n) % task.memory_bits, task.address_bits)
+
+
+def sample_alternating_targets(task, n, generator=None):  # the addressed cell set to 0, 1, 0, 1, ... by row
+    memory = torch.randint(0, 2, (n, task.memory_bits), generator=generator)
+    address = torch.randint(0, task.memory_bits, (n,), generator=generator)
+    memory[torch.arange(n), address] = torch.arange(n) % 2
+    return _sequences(memory, address, task.address_bits)
+
+
 # --- 07.2 flip_test ---------------------------------------------------------------------------------
 def _predict(model, inputs):
     return model(inputs)[:, -1].argmax(-1)
@@ -347,7 +366,8 @@ def resample_whole_layer(model, tokens, heads):
 WRONG = {
     "07.1": [sample_address_from_all_bit_patterns, sample_lsb_first, sample_target_off_by_one, sample_random_target,
              sample_global_generator, sample_last_cell_never, sample_one_memory_for_all_rows, sample_biased_memory,
-             sample_reseeded, sample_float],
+             sample_reseeded, sample_float, sample_addressed_cell_set_to_one, sample_cyclic_addresses,
+             sample_alternating_targets],
     "07.2": [flip_compared_with_target, flip_sets_to_one, flip_swapped, flip_counts, flip_next_cell_as_other,
              flip_address_read_lsb_first, flip_first_position_prediction, flip_other_is_any_cell],
     "07.3": [attention_first_query, attention_transposed, attention_lsb_first, attention_heads_averaged,

@@ -27,6 +27,11 @@ def _check_untouched(fn: Callable, pristine: tuple, given: tuple, where: str) ->
     names = _parameter_names(fn, len(given))
     for name, before, after in zip(names, pristine, given):
         if not _same_value(before, after):
+            added = _entries_added(before, after)
+            if added:
+                raise _Failure(f"failed {where}: your function added {added} to `{name}`; TransformerLens helpers such "
+                               "as `stack_head_results` store what they compute in the cache they are called on: "
+                               "leave your inputs unchanged (compute from the cache's own entries, or use a copy)")
             raise _Failure(f"failed {where}: your function changed `{name}` in place; leave your inputs unchanged "
                            "(work on a copy, and avoid `+=` and methods ending in `_` such as `mul_`)")
     for model, snapshot in _snapshots_in(given):
@@ -42,6 +47,15 @@ def _check_untouched(fn: Callable, pristine: tuple, given: tuple, where: str) ->
         raise _Failure(f"failed {where}: your function left a global module hook registered; remove it before returning")
     if _ACTIVE:
         _ACTIVE[-1].reset()  # a default dtype or grad mode the learner's code set must not change what comes next
+
+
+def _entries_added(before: Any, after: Any) -> str:
+    """'`a`, `b`' when `after` is the cache `before` with entries added and nothing else changed; else ''."""
+    if not (_is_cache(before) and _is_cache(after)):
+        return ""
+    new = [k for k in after.cache_dict if k not in before.cache_dict]
+    kept = all(k in after.cache_dict and _same_tensor(v, after.cache_dict[k]) for k, v in before.cache_dict.items())
+    return ", ".join(f"`{k}`" for k in new[:2]) + (" and more" if len(new) > 2 else "") if new and kept else ""
 
 
 def _parameter_names(fn: Callable, count: int) -> list[str]:

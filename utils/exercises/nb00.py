@@ -42,7 +42,26 @@ def _loss_shifted_the_other_way(logits: torch.Tensor, tokens: torch.Tensor) -> t
     return reference("00.1")(logits.roll(-1, dims=1), tokens.roll(1, dims=1))
 
 
+def _squeezed_where(dim: int):
+    """The reference with a .squeeze() that also drops `dim` (0: the batch, 1: the positions) when it has size 1.
+
+    Only for cases where that dimension has size 1 (elsewhere it raises, and the diagnosis is skipped), so that a
+    .squeeze() on a batch of one sequence is named before "do not average over the batch", whose output is the same.
+    """
+    def mistake(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        loss = reference("00.1")(logits, tokens)
+        if loss.shape[dim] != 1:
+            raise ValueError("this dimension has more than one entry: no squeeze drops it")
+        return loss.squeeze()
+    return mistake
+
+
 register(Exercise("00.1", _loss_cases, invariants=[_nonnegative], atol=1e-4, diagnoses=[
+    (_squeezed_where(0), "the batch dimension (size 1 here) is gone: .squeeze() drops every dimension of size 1, "
+                         "so squeeze only the last one, .squeeze(-1) (and keep one row per sequence, "
+                         "without averaging over the batch)"),
+    (_squeezed_where(1), "the position dimension (size 1 here: one prediction) is gone: .squeeze() drops every dimension of "
+                         "size 1, so squeeze only the last one, .squeeze(-1) (and keep one loss per predicted token)"),
     (lambda logits, tokens: -reference("00.1")(logits, tokens), "the sign: the loss is -log p, not log p"),
     (_loss_predicting_the_current_token, "no shift: the logits at position i predict the token at i + 1, not the token at i"),
     (_loss_shifted_the_other_way, "the shift goes the wrong way: drop the last position's logits and the first token"),

@@ -50,9 +50,10 @@ def _residual_scaled_by(power_of_d_head: float, power_of_d_model: float = 0.0):
 
 register(Exercise("01.1", _residual_cases, invariants=[_future_is_zero, _rows_sum_to_one],
                   atol=1e-5, rtol=1e-4, diagnoses=[
-    (lambda x, W_Q, b_Q, W_K, b_K: reference("01.1")(x, W_Q, 0 * b_Q, W_K, 0 * b_K), "the biases b_Q and b_K are missing"),
-    (lambda x, W_Q, b_Q, W_K, b_K: reference("01.1")(x, W_Q, b_Q, W_K, 0 * b_K), "the key bias b_K is missing"),
-    (lambda x, W_Q, b_Q, W_K, b_K: reference("01.1")(x, W_Q, 0 * b_Q, W_K, b_K), "the query bias b_Q is missing"),
+    # Without b_K, every score of a query moves by the same q . b_K, which the softmax cancels: the pattern is the
+    # reference's, so leaving out b_K alone is right, and leaving out both biases looks exactly like leaving out b_Q.
+    (lambda x, W_Q, b_Q, W_K, b_K: reference("01.1")(x, W_Q, 0 * b_Q, W_K, b_K),
+     "the query bias b_Q is missing: q = x W_Q + b_Q (b_K alone may be left out: the softmax cancels it)"),
     (_residual_scaled_by(0.25), "the 1/sqrt(d_head) scale is missing"),
     (_residual_scaled_by(0.25, -0.25), "divide the scores by sqrt(d_head), not by sqrt(d_model)"),
     (lambda x, W_Q, b_Q, W_K, b_K: reference("01.1")(x, W_K, b_K, W_Q, b_Q), "queries and keys are swapped: the pattern is [query, key]"),

@@ -98,6 +98,67 @@ def _uniform(call: Callable[..., Any], case: Case) -> str | None:
     return None
 
 
+def _uniform_over_many_ids(call: Callable[..., Any], case: Case) -> str | None:
+    """Every id of a large vocabulary is reachable and about equally likely (no fixed bound on the index)."""
+    from scipy.stats import chisquare
+
+    bos, vocab, batch, length, generator = case.args
+    drawn = _drawn(call, *case.args)
+    if isinstance(drawn, str):
+        return drawn
+    counts = torch.stack([(drawn == i).sum() for i in vocab]).numpy()
+    never = int((counts == 0).sum())
+    if never:  # about 25 draws per id: a given id is missed with probability e^-25
+        return (f"{never} of the {len(vocab)} ids of `vocab` never appeared in {batch * length} draws: every id must be "
+                "possible however large `vocab` is (draw indices from 0 to len(vocab) - 1, with no fixed bound)")
+    p_value = chisquare(counts).pvalue
+    if counts.sum() != drawn.numel() or p_value < 1e-9:
+        return (f"the ids are not drawn uniformly from a {len(vocab)}-id `vocab` (chi-square p = {p_value:.1g} over "
+                f"{batch * length} draws): each id should be equally likely, whatever its position in `vocab`")
+    return None
+
+
+def _neighbour_dependence(drawn: torch.Tensor, vocab: torch.Tensor) -> str | None:
+    """What ties r[i + 1] to r[i], if anything: the step between their indices in `vocab` should be unpredictable.
+
+    Each step d = (index of r[i + 1] - index of r[i]) mod V has an expected count n * sum_j p_j p_(j + d) given how
+    often each id is drawn (n / V for uniform draws; computing it from the drawn frequencies keeps a merely skewed
+    draw out of this test). Independent draws keep every count within 6 standard deviations of that; one step far
+    above it means the next token follows from the one before (0: a token repeated at once; 1: the next entry of
+    `vocab`). Draws without replacement within a row only lower the count of step 0, so they pass.
+    """
+    if not torch.isin(drawn, vocab).all():
+        return "r may only contain ids from `vocab` (vocab[i], not the index i)"
+    size = len(vocab)
+    index = torch.full((int(vocab.max()) + 1,), -1, dtype=torch.long)
+    index[vocab] = torch.arange(size)
+    positions = index[drawn.long()]  # [batch, length]
+    steps = (positions[:, 1:] - positions[:, :-1]) % size  # [batch, length - 1]
+    n = steps.numel()
+    if n == 0 or size < 2:
+        return None
+    counts = torch.bincount(steps.flatten(), minlength=size).double()
+    p = torch.bincount(positions.flatten(), minlength=size).double() / positions.numel()
+    share = torch.stack([(p * p.roll(-d)).sum() for d in range(size)])  # P(step = d) for independent draws
+    excess = (counts - n * share) / (n * share * (1 - share)).clamp_min(1e-12).sqrt()
+    step = int(excess.argmax())
+    if excess[step] <= 6:
+        return None
+    seen = f"{counts[step].item() / n:.0%} of neighbouring pairs"
+    if step == 0:
+        return (f"r[i + 1] equals r[i] in {seen} (independent draws from {size} ids rarely repeat at once): "
+                "draw every position of r independently")
+    if step == 1:
+        return (f"r[i + 1] is the entry of `vocab` right after r[i] in {seen}: draw every position of r independently, "
+                "not a run of consecutive entries of `vocab`")
+    return f"r[i + 1] sits a fixed number of entries of `vocab` after r[i] in {seen}: draw every position of r independently"
+
+
+def _neighbours_independent(call: Callable[..., Any], case: Case) -> str | None:
+    drawn = _drawn(call, *case.args)
+    return drawn if isinstance(drawn, str) else _neighbour_dependence(drawn, case.args[1])
+
+
 def _rows_in_random_order(call: Callable[..., Any], case: Case) -> str | None:
     drawn = _drawn(call, *case.args)
     if isinstance(drawn, str):
@@ -118,7 +179,9 @@ def _repeated_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
                   (_generator_advances, (60, 4, 20), "each call draws new tokens from the generator"),
                   (_every_id_drawn, (7, 40, 50), "every id of a 7-id vocabulary appears in 2000 draws"),
                   (_uniform, (10, 100, 100), "10000 draws are uniform over the vocabulary"),
-                  (_rows_in_random_order, (200, 8, 30), "rows in random order, not sorted")]
+                  (_rows_in_random_order, (200, 8, 30), "rows in random order, not sorted"),
+                  (_neighbours_independent, (25, 40, 51), "each token of r is drawn independently of the one before it"),
+                  (_uniform_over_many_ids, (400, 50, 200), "10000 draws cover a 400-id vocabulary uniformly")]
     return cases + [Case("property", _repeated_args(rng, *sizes), label, probe) for probe, sizes, label in properties]
 
 

@@ -3,12 +3,15 @@ by token class, and patching activations between two runs."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 
 from utils import corpus, facts
-from utils.checking import Case, Exercise, reference, register
-from utils.exercises._inputs import RANDOM_MODEL, checker_model, ioi_structure_batch, random_tokens, randn
+from utils.checking import Case, Exercise, keep_pristine, reference, register
+from utils.exercises._inputs import (RANDOM_MODEL, _RANDOM_MODELS, checker_model, ioi_structure_batch, random_tokens,
+                                     randn)
 
 FACTS_MODEL = "facts-lm"
 
@@ -120,9 +123,19 @@ def _last_token_restores_all(call, case: Case) -> str | None:
         f"{got:.4f}: are the restored values copied from the clean row (row 0)?")
 
 
+def _one_hook_two_positions(rng: np.random.Generator) -> Case:
+    """Both subject tokens restored at one hook: code that keys the sites by hook name keeps only one of them."""
+    case = _restore_case(rng, "edge", label="two positions at one hook: the subject's two tokens after block 0")
+    model, tokens, span, answer, noise, _ = case.args
+    hook = "blocks.0.hook_resid_post"
+    case.args = (model, tokens, span, answer, noise, [(hook, span[0]), (hook, span[1] - 1)])
+    return case
+
+
 def _restore_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
     cases = [_restore_case(rng) for _ in range(n_random)]
     cases.append(_restore_random_model(rng))
+    cases.append(_one_hook_two_positions(rng))
     cases += [_restore_case(rng, "property", probe, label) for probe, label in (
         (_no_noise_is_clean, "zero noise"), (_before_subject_restores_nothing, "a token before the subject"),
         (_last_token_restores_all, "the last token after the last block"))]
@@ -275,9 +288,23 @@ def _last_site_is_source(call, case: Case) -> str | None:
         "patched values taken from the source run?")
 
 
+def _pair_at_one_hook(rng: np.random.Generator) -> Case:
+    """Every subject position patched at one hook: code that keys the sites by hook name keeps only the last."""
+    model = checker_model(FACTS_MODEL)
+    prompt = _fact(rng)
+    source = _fact_tokens(model, prompt)
+    target = source
+    while int((source != target).sum()) < 2:  # another person whose clan and given name both differ
+        target = _fact_tokens(model, facts.swapped_subject(prompt, seed=int(rng.integers(10**6))))
+    positions = (source != target).nonzero()[:, 0].tolist()
+    return Case("edge", (model, source, target, [("blocks.0.hook_resid_pre", position) for position in positions]),
+                "several positions at one hook: the subject's tokens, embedded")
+
+
 def _patch_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
     cases = [_pair_case(rng) for _ in range(n_random)]
     cases.append(_random_pair(rng))
+    cases.append(_pair_at_one_hook(rng))
     cases += [_pair_case(rng, "property", _no_sites_is_target, "no sites"),
               _pair_case(rng, "property", _last_site_is_source, "the last position after the last block")]
     return cases
@@ -372,9 +399,24 @@ def _dla_adds_up(call, case: Case) -> str | None:
         "on the answer direction, divided by the final LayerNorm scale")
 
 
+@lru_cache(maxsize=None)
+def _random_model_with_centred_unembedding():
+    """random-3l3h with W_U centred over d_model, as compat mode folds it (ioi-lm's cases load that way). Then the
+    answer direction sums to 0, so a head's output and its mean-removed version (LayerNorm's centring) have the same
+    direct effect: DLA with or without the centring gives one answer, as on ioi-lm."""
+    from utils.models import build_native
+
+    with torch.random.fork_rng(devices=[]):
+        model = build_native(_RANDOM_MODELS[RANDOM_MODEL]).eval()
+    with torch.no_grad():
+        model.W_U.sub_(model.W_U.mean(0, keepdim=True))  # [d_model, vocab], a view of the head's weight
+        model(torch.zeros(1, 2, dtype=torch.long))
+    return keep_pristine(model)
+
+
 def _dla_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
     cases = [_dla_case(rng) for _ in range(n_random)]
-    model = checker_model(RANDOM_MODEL)
+    model = _random_model_with_centred_unembedding()
     tokens = random_tokens(model, rng, 3, int(rng.integers(5, 10)))
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens)

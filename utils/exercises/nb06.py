@@ -110,6 +110,11 @@ def _terms_case(rng: np.random.Generator, d_model: int, d_head: int, n_pos: int,
     return Case(kind, (omega_d, omega_s, _normal(rng, n_pos, d_model), d, s, d_head), label, probe)
 
 
+def _truncated(case: Case, rank: int = 2) -> Case:
+    case.args = (*case.args[:-1], rank)
+    return case
+
+
 def _omegas(W_Q, W_K, b_Q, b_K) -> tuple[torch.Tensor, torch.Tensor]:
     qk = W_Q @ W_K.T
     return torch.cat([qk, (W_Q @ b_K)[:, None]], 1), torch.cat([qk, (W_K @ b_Q)[None]], 0)
@@ -139,6 +144,7 @@ def _terms_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
     cases += [_terms_case(rng, 10, 3, 5, 1, 0, "edge", "d = 1"),
               _terms_case(rng, 12, 4, 7, 6, 6, "edge", "s = d"),
               _terms_case(rng, 16, 4, 8, 4, 2, "edge", "rows after d exist and must be ignored"),
+              _truncated(_terms_case(rng, 18, 5, 8, 6, 1, "edge", "rank 2 of d_head 5: only the top two singular vectors")),
               _terms_case(rng, 20, 5, 9, kind="property", label="the exact sums", probe=_exact_sums),
               _terms_case(rng, 30, 6, 12, 11, 3, "property", "the exact sums, another shape", _exact_sums)]
     return cases
@@ -182,6 +188,14 @@ def _signs_and_order(call, case: Case) -> str | None:
     return None
 
 
+def _positive_total(rng: np.random.Generator, n: int, shift: float) -> torch.Tensor:
+    # n terms around `shift` whose total is positive (a negative total has the empty set as its only answer)
+    values = rng.standard_normal(n) + shift
+    while values.sum() <= 0.5:
+        values = rng.standard_normal(n) + shift
+    return torch.from_numpy(values)
+
+
 def _signal_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
     cases = []
     for _ in range(n_random):
@@ -193,9 +207,10 @@ def _signal_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
               _signal_case([1.0, 2.0, 3.0], "every term needed"),
               _signal_case([-1.0, 0.5, 0.2], "a negative total: nothing to trace (an empty set)"),
               _signal_case([3.0, 2.0, 1e-9, -1e-12], "a tiny last term: reaching the total to 5 decimals is enough"),
+              _signal_case([3.0, 2.0, 1e-4], "a small last term, 2e-5 of the total: it counts at 5 decimals"),
               _signal_case([0.0, 0.0, 4.0, 0.0], "one term carries everything"),
-              Case("property", (torch.from_numpy(rng.standard_normal(24) + 0.3),), "a minimal set", _sum_reaches_total),
-              Case("property", (torch.from_numpy(rng.standard_normal(16) + 0.5),), "reordered terms", _signs_and_order)]
+              Case("property", (_positive_total(rng, 24, 0.3),), "a minimal set", _sum_reaches_total),
+              Case("property", (_positive_total(rng, 16, 0.5),), "reordered terms", _signs_and_order)]
     return cases
 
 

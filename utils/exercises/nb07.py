@@ -121,6 +121,64 @@ def _generator_advances(call, case: Case) -> str | None:
         "two calls with one generator gave the same sequences: draw from `generator` itself, so that it advances")
 
 
+def _targets_fair(call, case: Case) -> str | None:
+    """The target is memory[address]: a fair coin flip, independent from row to row (sd of each share: 0.5 / sqrt(n))."""
+    task, n, generator = case.args
+    seqs = _drawn(call, task, n, torch.Generator().manual_seed(generator.initial_seed()))
+    if isinstance(seqs, str):
+        return seqs
+    target = seqs[:, -1]
+    ones, repeats = target.float().mean().item(), (target[1:] == target[:-1]).float().mean().item()
+    if abs(ones - 0.5) > 0.05:
+        return (f"{ones:.0%} of the {n} targets are 1: the target is memory[address], a fair coin flip, so the addressed "
+                f"cell must stay as drawn (do not set or choose it)")
+    if abs(repeats - 0.5) > 0.05:
+        return (f"the target repeats the previous row's in {repeats:.0%} of rows: each row's memory (and so its target) "
+                f"is drawn independently of the other rows")
+    return None
+
+
+def _addresses_independent(call, case: Case) -> str | None:
+    """Rows 2i and 2i + 1 address a uniform pair of cells (chi-square over the M * M pairs)."""
+    from scipy.stats import chisquare
+
+    task, n, generator = case.args
+    seqs = _drawn(call, task, n, torch.Generator().manual_seed(generator.initial_seed()))
+    if isinstance(seqs, str):
+        return seqs
+    address = pointer.decode_address(seqs, task)
+    if (address >= task.memory_bits).any():
+        return f"address {int(address.max())} appears with only {task.memory_bits} cells: draw it from 0 .. M - 1"
+    M = task.memory_bits
+    pairs = torch.bincount(address[0:n - 1:2] * M + address[1:n:2], minlength=M * M).numpy()
+    p = chisquare(pairs).pvalue
+    if p > 1e-6:
+        return None
+    follows = ((address[1:] - address[:-1]) % M == 1).float().mean().item()
+    repeats = (address[1:] == address[:-1]).float().mean().item()
+    return (f"the addresses of consecutive rows are not independent (chi-square over pairs of rows p = {p:.1e}; "
+            f"{follows:.0%} of rows address the cell after the previous row's, {repeats:.0%} the same cell): draw every "
+            f"row's address at random from the generator, not from the row number")
+
+
+def _single_rows_vary(call, case: Case) -> str | None:
+    """n = 1 with 40 generator seeds: the one row's address and target vary (all equal by chance: under 8 ** -39)."""
+    task, _, generator = case.args
+    rows = [_drawn(call, task, 1, torch.Generator().manual_seed(generator.initial_seed() + k)) for k in range(40)]
+    for row in rows:
+        if isinstance(row, str):
+            return row
+    seqs = torch.cat(rows)
+    address = pointer.decode_address(seqs, task)
+    if len(torch.unique(address)) == 1:
+        return (f"with n = 1, generators with 40 different seeds all gave address {int(address[0])}: draw the address "
+                f"at random (from the generator) for every row, even when n = 1")
+    if len(torch.unique(seqs[:, -1])) == 1:
+        return (f"with n = 1, generators with 40 different seeds all gave target {int(seqs[0, -1])}: the target is "
+                f"memory[address], a fair coin flip")
+    return None
+
+
 def _sample_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
     cases = [Case("random", (_task(rng), int(rng.integers(1, 60)), _generator(rng))) for _ in range(n_random)]
     cases += [Case("edge", (pointer.PointerTask(8, 3), 1, _generator(rng)), "one sequence"),
@@ -131,7 +189,10 @@ def _sample_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
                   (_addresses_uniform, (8, 3), 4000, "addresses uniform over 8 cells (chi-square)"),
                   (_memory_random, (16, 4), 2000, "fresh, fair memory bits in every row"),
                   (_same_seed_same_rows, (8, 3), 50, "the same generator seed gives the same sequences"),
-                  (_generator_advances, (8, 3), 50, "each call draws new sequences from the generator")]
+                  (_generator_advances, (8, 3), 50, "each call draws new sequences from the generator"),
+                  (_targets_fair, (16, 4), 4000, "targets are fair coin flips, independent from row to row"),
+                  (_addresses_independent, (8, 3), 4000, "each row's address independent of the previous row's"),
+                  (_single_rows_vary, (12, 4), 1, "n = 1: the address and target vary with the generator's seed")]
     return cases + [Case("property", (pointer.PointerTask(*sizes), n, _generator(rng)), label, probe)
                     for probe, sizes, n, label in properties]
 
