@@ -68,6 +68,11 @@ def residual_normalises_x_in_place(x, W_Q, b_Q, W_K, b_K):  # a second LayerNorm
 
 
 # --- 01.2 diagonal_score ----------------------------------------------------------------------------
+def diagonal_skips_the_first_query(pattern, offset):  # offset 0 without query 0, whose self-weight is always 1
+    stripe = pattern.diagonal(offset=offset, dim1=-2, dim2=-1)  # [batch, head, n_queries]
+    return (stripe[..., 1:] if offset == 0 else stripe).mean(dim=(0, -1))
+
+
 def diagonal_wrong_sign(pattern, offset):  # above the diagonal: zero under the causal mask
     return pattern.diagonal(offset=-offset, dim1=-2, dim2=-1).mean(dim=(0, -1))
 
@@ -187,7 +192,7 @@ WRONG = {
     "01.1": [residual_without_biases, residual_unscaled, residual_unmasked, residual_heads_mixed, residual_scaled_by_d_model,
              residual_masked_after_softmax, residual_finite_mask, residual_softmax_without_max, residual_hard_coded_d_head,
              residual_normalises_x_in_place, residual_without_query_bias],
-    "01.2": [diagonal_wrong_sign, diagonal_over_all_queries, diagonal_keeps_batch, diagonal_of_the_wrong_dims,
+    "01.2": [diagonal_skips_the_first_query, diagonal_wrong_sign, diagonal_over_all_queries, diagonal_keeps_batch, diagonal_of_the_wrong_dims,
              diagonal_of_the_transpose, diagonal_averaged_over_heads, diagonal_always_previous_token,
              diagonal_divided_in_place],
     "01.3": [sink_includes_equality, sink_over_all_queries, sink_as_fraction, sink_from_the_query_side,

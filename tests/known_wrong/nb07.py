@@ -246,7 +246,7 @@ def _recovery(model, task, inputs, *, noising=False, flip=None, metric="margin",
                 return resid
 
             patched = score(model.run_with_hooks(target, fwd_hooks=[(point, hook)]))
-            scale = {True: clean - corrupted, "clean": clean, False: 1.0}[normalise]
+            scale = {True: clean - corrupted, "clean": clean, False: 1.0, "abs": (clean - corrupted).abs()}[normalise]
             out[:, i, position] = (patched - corrupted) / scale
     return out
 
@@ -278,6 +278,10 @@ def recovery_over_clean_margin(model, task, inputs):  # divided by D_clean, not 
 
 def recovery_unnormalised(model, task, inputs):
     return _recovery(model, task, inputs, normalise=False)
+
+
+def recovery_over_the_absolute_gap(model, task, inputs):  # |D_clean - D_flipped|: a negative gap flips every sign
+    return _recovery(model, task, inputs, normalise="abs")
 
 
 # --- 07.5 value_weighted_attention ------------------------------------------------------------------
@@ -373,7 +377,8 @@ WRONG = {
     "07.3": [attention_first_query, attention_transposed, attention_lsb_first, attention_heads_averaged,
              attention_next_key, attention_layers_reversed, attention_on_the_address_bits, attention_mean_over_rows],
     "07.4": [recovery_noising, recovery_probability, recovery_flips_next_cell, recovery_patches_suffix,
-             recovery_points_are_block_inputs, recovery_over_clean_margin, recovery_unnormalised],
+             recovery_points_are_block_inputs, recovery_over_clean_margin, recovery_unnormalised,
+             recovery_over_the_absolute_gap],
     "07.5": [vw_norm_of_v_only, vw_squared_norm, vw_renormalised, vw_query_norms, vw_heads_mixed, vw_l1_norm,
              vw_pattern_only],
     "07.6": [resample_zeroed, resample_batch_mean, resample_next_prompt, resample_last_position_only,

@@ -73,6 +73,8 @@ def _diagonal_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
     cases.append(Case("edge", (previous, -1), "a perfect previous-token head: score 1"))
     cases.append(Case("edge", (torch.eye(5).expand(1, 2, 5, 5).clone(), 0), "a perfect self head: score 1"))
     cases.append(Case("edge", (causal_patterns(rng, 3, 2, 7), -6), "offset -6 on 7 positions: one query per head and sample"))
+    cases.append(Case("edge", (causal_patterns(rng, 2, 3, 8), 0), "offset 0 on random patterns: every query counts, "
+                      "query 0 (whose weight on itself is 1) too"))
     return cases
 
 

@@ -38,6 +38,7 @@ def _std_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
     twice = _names(rng, 3)
     cases.append(Case("edge", (model, twice + twice[:1]), "a subject listed twice (each occurrence counts)"))
     cases.append(Case("edge", (model, _names(rng, 1)), "a single subject"))
+    cases.append(Case("edge", (model, _names(rng, 60)), "60 subjects, more tokens than one context holds"))
     course = checker_model("course-lm")
     cases.append(Case("edge", (course, [s.name for s in corpus.subjects()[:: 97]]), "course-lm, subjects of two and "
                       "three tokens"))

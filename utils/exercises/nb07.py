@@ -218,8 +218,23 @@ def degraded_pointer8():
     return keep_pristine(model)
 
 
+@cache
+def inverted_pointer8():
+    """pointer-8 with its unembedding negated: it answers the other bit, so D = logit[answer] - logit[1 - answer]
+    changes sign in every run and D_clean - D_flipped is negative. Recovery, a ratio of two such differences, is
+    pointer-8's own; only a denominator made positive (an absolute value) tells them apart."""
+    from utils.models import load_model
+
+    with torch.random.fork_rng(devices=[]):
+        model = load_model("pointer-8").eval()
+    with torch.no_grad():
+        model.W_U.neg_()  # [d_model, vocab], a view of the head's weight
+        model(torch.zeros(1, 2, dtype=torch.long))
+    return keep_pristine(model)
+
+
 MODELS = {"pointer-8": lambda: checker_model("pointer-8"), "pointer-32": lambda: checker_model("pointer-32"),
-          "pointer-8, degraded": degraded_pointer8}
+          "pointer-8, degraded": degraded_pointer8, "pointer-8, inverted": inverted_pointer8}
 
 
 def _pointer_inputs(rng: np.random.Generator, task: pointer.PointerTask, n: int) -> torch.Tensor:
@@ -383,6 +398,8 @@ def _recovery_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
     cases = [_recovery_case(rng, "pointer-8", int(rng.integers(2, 6))) if i % 2 else _damaged_case(rng, int(rng.integers(3, 6)))
              for i in range(n_random)]
     cases += [_recovery_case(rng, "pointer-8", 1, "edge", label="one pair"),
+              _recovery_case(rng, "pointer-8, inverted", 3, "edge",
+                             label="pointer-8 with its unembedding negated: D_clean - D_flipped is negative"),
               _recovery_case(rng, "pointer-8", 4, "property", _exact_identities, "exact identities, pointer-8"),
               _recovery_case(rng, "pointer-32", 2, "property", _exact_identities, "exact identities, pointer-32")]
     return cases
