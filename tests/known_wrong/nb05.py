@@ -33,6 +33,10 @@ def std_with_positions(model, subjects):  # position embeddings are not part of 
     return (model.W_E[ids] + model.W_pos[: len(ids)]).std().item()
 
 
+def std_population(model, subjects):  # divided by N: 1e-4 off with thousands of coordinates, the text asks N - 1
+    return model.W_E[_subject_ids(model, subjects)].std(correction=0).item()
+
+
 def std_subjects_joined(model, subjects):  # one tokenization of them all: cut at the model's context length
     return model.W_E[model.to_tokens(" ".join(subjects), prepend_bos=False)[0]].std().item()
 
@@ -437,7 +441,7 @@ def attribution_absolute(model, clean, corrupted, io, s):
 
 
 WRONG = {
-    "05.1": [std_subjects_joined, std_with_bos, std_times_three, std_whole_matrix, std_unique_tokens, std_per_dimension_mean,
+    "05.1": [std_population, std_subjects_joined, std_with_bos, std_times_three, std_whole_matrix, std_unique_tokens, std_per_dimension_mean,
              std_with_positions, std_first_subject_only],
     "05.2": [restore_sites_keyed_by_hook, restore_noise_replaces, restore_includes_clean_row, restore_logits, restore_top_probability,
              restore_span_off_by_one, restore_every_position, restore_from_corrupted_row, restore_noise_everywhere],

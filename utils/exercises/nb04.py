@@ -261,8 +261,9 @@ def _control_probe(kind: str):
             order = np.random.default_rng(seed + 99).permutation(len(types))
             shuffled, problem = _mapping(call, [types[i] for i in order], labels[order], seed)
             if problem or shuffled != mapping:
-                return problem or ("the mapping changed when the same words came in another order: every split must "
-                                   "see the same mapping (draw over the sorted distinct types)")
+                return problem or ("the mapping changed when the same words (and their labels) came in another order: "
+                                   "every split must see the same mapping; draw over the sorted distinct types, from "
+                                   "the label values and their counts (np.unique), not from the label array itself")
         if kind == "marginal":
             task_values, task_counts = np.unique(labels, return_counts=True)
             drawn = np.array([sum(1 for v in mapping.values() if v == value) for value in task_values.tolist()])
@@ -364,8 +365,9 @@ def _projection_properties(P: np.ndarray, W: np.ndarray, X: np.ndarray) -> str |
     if len(W) and np.abs(W @ P @ X.T).max() > 1e-6 * max(1.0, np.abs(W @ X.T).max()):
         return "W P x is not 0: P must remove every direction in W"
     rank = np.linalg.matrix_rank(W) if len(W) else 0
-    if np.linalg.matrix_rank(P) != P.shape[0] - rank:
-        return f"P has rank {np.linalg.matrix_rank(P)}; removing exactly the span of W (rank {rank}) leaves {P.shape[0] - rank}"
+    rank_P = np.linalg.matrix_rank(P, tol=1e-6)  # absolute: P = 0 (W spans everything) is rank 0, not its rounding noise's
+    if rank_P != P.shape[0] - rank:
+        return f"P has rank {rank_P}; removing exactly the span of W (rank {rank}) leaves {P.shape[0] - rank}"
     return None
 
 

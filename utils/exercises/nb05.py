@@ -45,6 +45,11 @@ def _std_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
     return cases
 
 
+def _with_ddof(model, subjects, ddof: int) -> float:
+    ids = torch.cat([model.to_tokens(s, prepend_bos=False)[0] for s in subjects])
+    return model.W_E[ids].std(correction=ddof).item()
+
+
 def _with_bos(model, subjects):
     ids = torch.cat([model.to_tokens(s)[0] for s in subjects])
     return model.W_E[ids].std().item()
@@ -56,6 +61,8 @@ register(Exercise("05.1", _std_cases, atol=1e-6, rtol=1e-5, diagnoses=[
      "(the notebook scales it)"),
     (lambda model, subjects: model.W_E.std().item(), "this is the std of the whole embedding matrix: index it with "
      "the subjects' tokens"),
+    (lambda model, subjects: _with_ddof(model, subjects, 0), "the population std (divided by N; numpy's np.std "
+     "default): take the sample std, divided by N - 1 (torch's .std(), or np.std(..., ddof=1))"),
 ]))
 
 
