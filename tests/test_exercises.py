@@ -160,3 +160,26 @@ def test_known_wrong_implementation_is_rejected(exercise_id, wrong):
     for name, expected in SPECIFIC:
         if name == wrong.__name__:
             assert expected in message, message
+
+
+def test_an_error_only_the_checker_model_raises_says_what_to_do_instead():
+    # Zero-ablating at hook_result is right on course-lm, but the checker's 3-layer model (TransformerLens-native
+    # attention) cannot compute hook_result: the verdict must say so, not only quote the library's error.
+    def head_ablation_effect(model, tokens, layer, head):
+        model.set_use_attn_result(True)
+        try:
+            def zero(result, hook):
+                result[:, :, head] = 0
+                return result
+
+            clean = model(tokens, return_type="loss")
+            ablated = model.run_with_hooks(tokens, return_type="loss",
+                                           fwd_hooks=[(f"blocks.{layer}.attn.hook_result", zero)])
+        finally:
+            model.set_use_attn_result(False)
+        return (ablated - clean).item()
+
+    verdict = run_check("00.4", head_ablation_effect)
+    assert not verdict.passed
+    assert "(a 3-layer model with 3 heads)" in verdict.message
+    assert verdict.message.endswith("zero or patch the head's slice of hook_z, which every model has"), verdict.message

@@ -40,17 +40,26 @@ def _type_name(value: Any) -> str:
 
 
 # --- exceptions -------------------------------------------------------------------------------------
+# Errors that code right for the course's models meets on a checker model of another kind, and what to do instead.
+_MODEL_HINTS = {
+    "use_attn_result": "the checker's 3-layer model has no per-head hook_result (use_attn_result): zero or patch the "
+                       "head's slice of hook_z, which every model has",
+}
+
+
 def _describe_exception(err: BaseException, learner_lines: bool = True) -> str:
     """`TypeError: message (your line 7: `x = q @ k`)`: one line, the deepest frame of the learner's own code."""
-    lines = _safe_str(err).strip().splitlines()
+    full = _safe_str(err)
+    lines = full.strip().splitlines()
     text = _shorten(lines[0].strip() if lines else "", MESSAGE_LIMIT)
     message = f"{_type_name(err)}: {text}" if text else _type_name(err)
     frame = _learner_frame(err) if learner_lines else None
-    if frame is None:
-        return message
-    filename, lineno = frame
-    line = _shorten(linecache.getline(filename, lineno).strip(), MESSAGE_LIMIT)
-    return f"{message} (your line {lineno}: `{line}`)" if line else f"{message} (your line {lineno})"
+    if frame is not None:
+        filename, lineno = frame
+        line = _shorten(linecache.getline(filename, lineno).strip(), MESSAGE_LIMIT)
+        message = f"{message} (your line {lineno}: `{line}`)" if line else f"{message} (your line {lineno})"
+    hints = [hint for key, hint in _MODEL_HINTS.items() if key in full]
+    return f"{message}; {hints[0]}" if hints else message
 
 
 def _safe_str(err: BaseException) -> str:
