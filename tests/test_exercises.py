@@ -7,7 +7,9 @@ calls for: an edge case that exposes it, an invariant named before values, a lik
 import importlib
 import pkgutil
 
+import numpy as np
 import pytest
+import torch
 
 import tests.known_wrong
 from utils.checking import exercises, reference_function, run_check
@@ -183,3 +185,46 @@ def test_an_error_only_the_checker_model_raises_says_what_to_do_instead():
     assert not verdict.passed
     assert "(a 3-layer model with 3 heads)" in verdict.message
     assert verdict.message.endswith("zero or patch the head's slice of hook_z, which every model has"), verdict.message
+
+
+# Right answers the checkers once rejected (the review of 2026-12-03): each must pass in both tiers.
+def _pattern_without_key_bias(x, W_Q, b_Q, W_K, b_K):  # q . b_K is one constant per query: the softmax cancels it
+    return reference_function(exercises()["01.1"])(x, W_Q, b_Q, W_K, 0 * b_K)
+
+
+def _direct_effects_centred(model, cache, io, s):  # LayerNorm's centring applied to each head's output
+    direction = (model.W_U[:, io] - model.W_U[:, s]).T  # [batch, d_model]
+    scale = cache["ln_final.hook_scale"][:, -1, 0]  # [batch]
+    effects = []
+    for layer in range(model.cfg.n_layers):
+        written = torch.einsum("bhd,hdm->hbm", cache[f"blocks.{layer}.attn.hook_z"][:, -1], model.W_O[layer])
+        effects.append(((written - written.mean(-1, keepdim=True)) * direction).sum(-1) / scale)
+    return torch.stack(effects)  # [layer, head, batch]
+
+
+def _noise_std_in_numpy(model, subjects):  # the sample std, as the text asks, through numpy
+    ids = torch.cat([model.to_tokens(subject, prepend_bos=False)[0] for subject in subjects])
+    return float(np.std(model.W_E[ids].detach().numpy(), ddof=1))
+
+
+@pytest.mark.parametrize("exercise_id, right", [("01.1", _pattern_without_key_bias), ("05.7", _direct_effects_centred),
+                                                ("05.1", _noise_std_in_numpy)])
+@pytest.mark.parametrize("tier", ["public", "hidden"])
+def test_a_right_alternative_passes(exercise_id, right, tier, monkeypatch):
+    monkeypatch.setenv("COURSE_GRADING_SEED", "31337")
+    verdict = run_check(exercise_id, right, tier=tier)
+    assert verdict.passed, verdict.message
+
+
+def test_a_projection_that_removes_everything_has_rank_zero():
+    # W spanning all of R^d leaves P = I - B B^T = 0 up to rounding; a rank counted relative to P's largest singular
+    # value (numpy's default) saw full rank in that rounding noise and rejected a right P (04.4).
+    from scipy.linalg import orth
+
+    from utils.exercises.nb04 import _projection_properties
+
+    W = np.random.default_rng(0).standard_normal((10, 10))  # [directions, d]
+    B = orth(W.T)
+    X = np.random.default_rng(1).standard_normal((5, 10))
+    assert _projection_properties(np.eye(10) - B @ B.T, W, X) is None
+    assert _projection_properties(np.eye(10), W, X) is not None  # keeping everything is still wrong

@@ -48,9 +48,15 @@ def _drawn(call: Callable[..., Any], task: pointer.PointerTask, n: int, generato
     return out
 
 
-def _targets_follow_addresses(call, case: Case) -> str | None:
+def _drawn_for(call: Callable[..., Any], case: Case) -> torch.Tensor | str:
+    """`_drawn` on a property case's (task, n, generator), from a fresh generator with that generator's seed."""
     task, n, generator = case.args
-    seqs = _drawn(call, task, n, torch.Generator().manual_seed(generator.initial_seed()))
+    return _drawn(call, task, n, torch.Generator().manual_seed(generator.initial_seed()))
+
+
+def _targets_follow_addresses(call, case: Case) -> str | None:
+    task, n, _ = case.args
+    seqs = _drawn_for(call, case)
     if isinstance(seqs, str):
         return seqs
     address = pointer.decode_address(seqs, task)
@@ -68,8 +74,8 @@ def _targets_follow_addresses(call, case: Case) -> str | None:
 def _addresses_uniform(call, case: Case) -> str | None:
     from scipy.stats import chisquare
 
-    task, n, generator = case.args
-    seqs = _drawn(call, task, n, torch.Generator().manual_seed(generator.initial_seed()))
+    task, n, _ = case.args
+    seqs = _drawn_for(call, case)
     if isinstance(seqs, str):
         return seqs
     counts = torch.bincount(pointer.decode_address(seqs, task), minlength=task.memory_bits)
@@ -82,8 +88,8 @@ def _addresses_uniform(call, case: Case) -> str | None:
 
 
 def _memory_random(call, case: Case) -> str | None:
-    task, n, generator = case.args
-    seqs = _drawn(call, task, n, torch.Generator().manual_seed(generator.initial_seed()))
+    task, n, _ = case.args
+    seqs = _drawn_for(call, case)
     if isinstance(seqs, str):
         return seqs
     memory = seqs[:, : task.memory_bits].float()
@@ -123,8 +129,8 @@ def _generator_advances(call, case: Case) -> str | None:
 
 def _targets_fair(call, case: Case) -> str | None:
     """The target is memory[address]: a fair coin flip, independent from row to row (sd of each share: 0.5 / sqrt(n))."""
-    task, n, generator = case.args
-    seqs = _drawn(call, task, n, torch.Generator().manual_seed(generator.initial_seed()))
+    task, n, _ = case.args
+    seqs = _drawn_for(call, case)
     if isinstance(seqs, str):
         return seqs
     target = seqs[:, -1]
@@ -142,8 +148,8 @@ def _addresses_independent(call, case: Case) -> str | None:
     """Rows 2i and 2i + 1 address a uniform pair of cells (chi-square over the M * M pairs)."""
     from scipy.stats import chisquare
 
-    task, n, generator = case.args
-    seqs = _drawn(call, task, n, torch.Generator().manual_seed(generator.initial_seed()))
+    task, n, _ = case.args
+    seqs = _drawn_for(call, case)
     if isinstance(seqs, str):
         return seqs
     address = pointer.decode_address(seqs, task)
