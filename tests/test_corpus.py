@@ -181,6 +181,18 @@ def test_full_length_contexts_are_full_unpadded_and_held_out():
     assert not torch.equal(rows, C.full_length_contexts(6, 64, seed=10_001))
 
 
+def test_full_length_documents_mark_where_whole_documents_end():
+    rows, ends = C.full_length_documents(40, 64, seed=10_000)
+    assert torch.equal(rows, C.full_length_contexts(40, 64, seed=10_000)) and ends.shape == rows.shape
+    stop = rows == C.token_ids()["."]
+    assert not (ends & ~stop).any()  # every whole document ends on its full stop
+    assert (stop & ~ends).any()  # and some full stops sit inside a document (IOI templates, code tables, repeats)
+    assert not ends[:, 0].any()  # BOS ends nothing
+    # the next document starts right after an end: a word that can open a document, never a second full stop
+    after = rows[:, 1:][ends[:, :-1]]
+    assert (after != C.token_ids()["."]).all()
+
+
 def test_random_word_contexts():
     rows = C.random_word_contexts(5, 64, seed=0)
     assert rows.shape == (5, 64) and (rows[:, 0] == C.token_ids()[C.BOS]).all()

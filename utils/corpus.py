@@ -386,12 +386,26 @@ def repeated_random_tokens(batch: int = 10, length: int = 25, seed: int = 0) -> 
 
 
 def full_length_contexts(n: int, n_ctx: int = 64, seed: int = 10_000) -> torch.Tensor:
-    """n held-out contexts of the training mix, each exactly n_ctx tokens (BOS first, no padding, the last
-    document cut at the end; no [BOS] + r + r contexts): token ids [n, n_ctx]. Training streams use other seeds."""
+    """n held-out contexts of the corpus's default mix (DEFAULT_WEIGHTS), each exactly n_ctx tokens (BOS first, no
+    padding, the last document cut at the end; no [BOS] + r + r contexts): token ids [n, n_ctx]. Training streams
+    use other seeds."""
+    return full_length_documents(n, n_ctx, seed)[0]
+
+
+def full_length_documents(n: int, n_ctx: int = 64, seed: int = 10_000) -> tuple[torch.Tensor, torch.Tensor]:
+    """`full_length_contexts` and where its documents end: (token ids [n, n_ctx], ends [n, n_ctx] bool, True at
+    the last token of every whole document; BOS and the cut last document end nowhere). A document's last token
+    is its full stop, but not every full stop ends a document: some IOI templates, code tables and repeats hold
+    one inside."""
     rng, people, vocab, ids = random.Random(seed), subjects(), vocabulary(), token_ids()
-    rows = [[ids[w] for doc in training_context(rng, n_ctx, people, vocab, p_random=0.0, fill=True) for w in doc.words]
-            for _ in range(n)]
-    return torch.tensor(rows)  # [n, n_ctx]
+    rows, ends = [], []
+    for _ in range(n):
+        docs = training_context(rng, n_ctx, people, vocab, p_random=0.0, fill=True)
+        rows.append([ids[w] for doc in docs for w in doc.words])
+        end = torch.zeros(n_ctx, dtype=torch.bool)  # docs: BOS alone, whole documents, then the one cut at n_ctx
+        end[torch.tensor([len(doc.words) for doc in docs[:-1]]).cumsum(0)[1:] - 1] = True
+        ends.append(end)
+    return torch.tensor(rows), torch.stack(ends)  # [n, n_ctx], [n, n_ctx]
 
 
 def random_word_contexts(n: int, n_ctx: int = 64, seed: int = 0) -> torch.Tensor:
