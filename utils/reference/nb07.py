@@ -8,14 +8,14 @@ import warnings
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from scipy.stats import chisquare
+from scipy.stats import chisquare, fisher_exact
+from sklearn.linear_model import LogisticRegression
 from torch import Tensor
 from utils import check, load_model, pointer
 import random
 import time
 from contextlib import redirect_stdout
 from io import StringIO
-from sklearn.linear_model import LogisticRegression
 from utils import corpus, ioi, patching
 from utils import relative_attention as ra
 
