@@ -12,9 +12,12 @@ import numpy as np
 import torch
 from torch import Tensor
 from utils import check, facts, load_model, tracing
+from utils.seeds import derive_seed
 from utils.models import MODELS_DIR
-from utils import ioi, patching
 from scipy import stats
+from utils import ioi, patching
+import dataclasses
+import random
 
 
 def subject_noise_std(model, subjects: list[str]) -> float:
