@@ -186,7 +186,7 @@ def test_full_length_documents_mark_where_whole_documents_end():
     assert torch.equal(rows, C.full_length_contexts(40, 64, seed=10_000)) and ends.shape == rows.shape
     stop = rows == C.token_ids()["."]
     assert not (ends & ~stop).any()  # every whole document ends on its full stop
-    assert (stop & ~ends).any()  # and some full stops sit inside a document (IOI templates, code tables, repeats)
+    assert (stop & ~ends).any()  # and some full stops sit inside a document (two-sentence IOI templates, repeats)
     assert not ends[:, 0].any()  # BOS ends nothing
     # the next document starts right after an end: a word that can open a document, never a second full stop
     after = rows[:, 1:][ends[:, :-1]]

@@ -395,8 +395,8 @@ def full_length_contexts(n: int, n_ctx: int = 64, seed: int = 10_000) -> torch.T
 def full_length_documents(n: int, n_ctx: int = 64, seed: int = 10_000) -> tuple[torch.Tensor, torch.Tensor]:
     """`full_length_contexts` and where its documents end: (token ids [n, n_ctx], ends [n, n_ctx] bool, True at
     the last token of every whole document; BOS and the cut last document end nowhere). A document's last token
-    is its full stop, but not every full stop ends a document: some IOI templates, code tables and repeats hold
-    one inside."""
+    is its full stop, but not every full stop ends a document: two-sentence IOI templates and repeated spans with a
+    sentence inside hold one."""
     rng, people, vocab, ids = random.Random(seed), subjects(), vocabulary(), token_ids()
     rows, ends = [], []
     for _ in range(n):
