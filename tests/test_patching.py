@@ -62,3 +62,18 @@ def test_direct_effects_and_the_logit_lens_add_up_to_the_models_logit_difference
     assert torch.allclose(lens_diff[-1], want, atol=1e-4)
     assert (lens_rank[-1] == (logits[:, -1] > logits[:, -1].gather(-1, batch.io[:, None])).sum(-1)).all()
 
+
+
+def test_all_names_counterfactual_replaces_every_name_with_names_not_in_the_prompt():
+    import random
+
+    from utils import ioi
+
+    prompts = ioi.prompts(20, "train", seed=3)
+    for p in prompts:
+        words, replaced = p.text.split(), patching.all_names_replaced(p, random.Random(1)).split()
+        assert len(replaced) == len(words)
+        x, y, z = replaced[p.io_pos - 1], replaced[p.s1_pos - 1], replaced[p.s2_pos - 1]
+        assert len({x, y, z, p.io, p.s}) == 5  # three new names, none of the prompt's
+        assert all(r == w for r, w in zip(replaced, words) if w not in (p.io, p.s))  # nothing else changes
+        assert all(r == z for j, (r, w) in enumerate(zip(replaced, words)) if w == p.s and j != p.s1_pos - 1)

@@ -14,6 +14,7 @@ checks that both, and TransformerLens's own patching helpers, give the same numb
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,17 +50,30 @@ class IOIBatch:
         return self.clean.shape[0]
 
 
-def ioi_batch(model, prompts: Sequence[ioi.Prompt], counterfactual: str = "abc") -> IOIBatch:
+def all_names_replaced(prompt: ioi.Prompt, rng: random.Random) -> str:
+    """Wang et al.'s p_ABC ("ABB->XYZ"): IO -> X, S1 -> Y, S's later mentions -> Z, three training names drawn
+    from `rng` that are not in the prompt."""
+    x, y, z = rng.sample([name for name in ioi.TRAIN_NAMES if name not in (prompt.io, prompt.s)], 3)
+    return " ".join(x if w == prompt.io else (y if j == prompt.s1_pos - 1 else z) if w == prompt.s else w
+                    for j, w in enumerate(prompt.text.split()))
+
+
+def ioi_batch(model, prompts: Sequence[ioi.Prompt], counterfactual: str = "abc",
+              rng: random.Random | None = None) -> IOIBatch:
     """Token a batch of IOI prompts of one length (e.g. one family). counterfactual "abc": utils.ioi's ABC
-    prompts (S's later mentions replaced by a third name C); "new io": IO replaced by C wherever it occurs,
-    so the counterfactual asks for C where the prompt asks for IO."""
+    prompts (S's later mentions replaced by a third name C; the course calls it S2 -> C); "new io": IO replaced
+    by C wherever it occurs, so the counterfactual asks for C where the prompt asks for IO; "all names": Wang et
+    al.'s p_ABC, every name replaced (`all_names_replaced`, names drawn from `rng`, default Random(0))."""
     clean = torch.cat([model.to_tokens(p.text) for p in prompts])  # [batch, pos]
     if counterfactual == "abc":
         texts = [p.abc_text for p in prompts]
     elif counterfactual == "new io":
         texts = [" ".join(p.abc_name if w == p.io else w for w in p.text.split()) for p in prompts]
+    elif counterfactual == "all names":
+        rng = rng or random.Random(0)
+        texts = [all_names_replaced(p, rng) for p in prompts]
     else:
-        raise ValueError(f"counterfactual is 'abc' or 'new io', not {counterfactual!r}")
+        raise ValueError(f"counterfactual is 'abc', 'new io' or 'all names', not {counterfactual!r}")
     corrupted = torch.cat([model.to_tokens(text) for text in texts])
     if corrupted.shape != clean.shape:
         raise ValueError("the prompts of a batch must all have the same number of tokens (use one family)")

@@ -16,7 +16,6 @@ from utils.seeds import derive_seed
 from utils.models import MODELS_DIR
 from scipy import stats
 from utils import ioi, patching
-import dataclasses
 import random
 
 
