@@ -7,9 +7,11 @@ patch: a hook name, optionally one position and optionally one head (for `attn.h
 d_head]). *Denoising* runs the corrupted prompts with one site taken from the clean run; the normalised
 logit difference of the result is 0 when nothing changed and 1 when the clean behaviour is back.
 
-`patch` runs every site of a grid in a few batched forward passes (sites x prompts rows at once) instead of
-one pass per site (`patch_loop`, the per-cell loop the notebook builds first); benchmarks/patching.py
-checks that both, and TransformerLens's own patching helpers, give the same numbers.
+`patch` runs every site of a grid in a few batched runs (sites x prompts rows at once) instead of one pass
+per site (`patch_loop`, the per-cell loop the notebook builds first); on a model whose blocks take the residual
+stream alone (`tracing.resumable`: GPT-2-shaped models) a site's rows join the run at the block that holds its
+hook, so the blocks before it run once, for the prompts, not once per site. benchmarks/patching.py checks that
+both, and TransformerLens's own patching helpers, give the same numbers.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import NamedTuple
 
 import torch
 
-from utils import ioi
+from utils import ioi, tracing
 from utils.tracing import word_token  # re-exported: notebooks call patching.word_token
 
 ROLES = ("IO", "S1", "S1+1", "S2", "end")
@@ -130,7 +132,10 @@ def patch(model, target: torch.Tensor, source_cache, sites: Sequence[Site], max_
 
 
 def _patch_together(model, target: torch.Tensor, source_cache, sites: Sequence[Site]) -> torch.Tensor:
-    """One forward pass of len(sites) copies of `target`, copy i with site i patched: -> [sites, batch, vocab]."""
+    """len(sites) copies of `target`, copy i with site i patched, in one batched run: -> [sites, batch, vocab]."""
+    layers = [tracing.BLOCK_HOOK.fullmatch(site.hook) for site in sites]
+    if all(layers) and tracing.resumable(model):
+        return _patch_resumed(model, target, source_cache, sites, [int(m[1]) for m in layers])
     n_prompts = target.shape[0]
     by_hook: dict[str, list[tuple[int, Site]]] = defaultdict(list)
     for i, site in enumerate(sites):
@@ -148,6 +153,47 @@ def _patch_together(model, target: torch.Tensor, source_cache, sites: Sequence[S
     with torch.no_grad():
         logits = model.run_with_hooks(target.repeat(len(sites), 1), fwd_hooks=[(name, from_source(name)) for name in by_hook])
     return logits[:, -1].view(len(sites), n_prompts, -1)
+
+
+def _patch_resumed(model, target: torch.Tensor, source_cache, sites: Sequence[Site], layers: list[int]) -> torch.Tensor:
+    """`_patch_together` with each site's copy of the prompts joining the target's run at the block that holds its
+    hook (a block's input, hook_resid_pre, patched as the copy joins; hook_resid_post as it joins the next block);
+    before that block the copy is the target's run itself: -> [sites, batch, vocab]."""
+    n_prompts, n_layers = target.shape[0], model.cfg.n_layers
+    entering = [site.hook.endswith(".hook_resid_pre") or site.hook.endswith(".hook_resid_post") for site in sites]
+    joins = [layer + site.hook.endswith(".hook_resid_post") for layer, site in zip(layers, sites)]
+    first_row, row = {}, n_prompts  # rows 0 .. n_prompts - 1: the target's own run
+    for i in sorted(range(len(sites)), key=joins.__getitem__):
+        first_row[i], row = row, row + n_prompts
+    by_hook: dict[str, list[tuple[int, Site]]] = defaultdict(list)
+    for i, site in enumerate(sites):
+        if not entering[i]:
+            by_hook[site.hook].append((first_row[i], site))
+
+    def from_source(name: str):  # looked up by `name`: inside the hook, hook.name may be an alias
+        def hook(activation: torch.Tensor, hook) -> torch.Tensor:  # [rows, pos, ...]
+            activation = activation.clone()
+            for first, site in by_hook[name]:
+                activation[first : first + n_prompts][_index(site)] = source_cache[name][_index(site)]
+            return activation
+        return hook
+
+    with torch.no_grad():
+        x = model(target, stop_at_layer=0)  # [batch, pos, d_model]: the residual stream entering block 0
+        with model.hooks(fwd_hooks=[(name, from_source(name)) for name in by_hook]):
+            for layer in range(n_layers + 1):
+                joining = []
+                for i in sorted((i for i, j in enumerate(joins) if j == layer), key=first_row.__getitem__):
+                    rows = x[:n_prompts].clone()  # the target's state entering this block
+                    if entering[i]:
+                        rows[_index(sites[i])] = source_cache[sites[i].hook][_index(sites[i])]
+                    joining.append(rows)
+                x = torch.cat([x, *joining]) if joining else x
+                if layer < n_layers:
+                    x = tracing.run_block(model, layer, x)
+        logits = tracing.last_logits(model, x)  # [rows, vocab]
+    order = torch.cat([torch.arange(first_row[i], first_row[i] + n_prompts) for i in range(len(sites))])
+    return logits[order].view(len(sites), n_prompts, -1)
 
 
 def patch_loop(model, target: torch.Tensor, source_cache, sites: Sequence[Site]) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """ROME-style causal tracing (Meng et al. 2022) through TransformerBridge hooks.
 
-One forward pass holds every run of a trace: row 0 is the clean prompt; then, for the baseline and for
+One batched run holds every run of a trace: row 0 is the clean prompt; then, for the baseline and for
 each restoration site, `samples` rows whose subject-token embeddings (hook_embed, before position
 embeddings) get Gaussian noise, the same noise in every site's rows (so sites differ only in what is
 restored). A site restores the clean row's activations at one position in its rows:
@@ -12,6 +12,11 @@ restored). A site restores the clean row's activations at one position in its ro
 A site's score is the mean p(answer) at the last position over its rows; `low` is the unrestored
 corrupted score and `high` the clean one; its recovered fraction is (score - low) / (high - low).
 
+Before the first block a site restores, its rows are the baseline's rows exactly, so a site's rows join the
+run at that block, copied from the baseline's (`resumable` models: GPT-2-shaped ones, whose blocks take the
+residual stream alone): each block runs once, on the rows that need it, and a trace costs about half the
+arithmetic of one pass over every row. `patch_sites` does the same for patching between two runs.
+
 Averaging over facts (`summarize`) draws fresh noise for every fact (ROME's own code re-seeds for every
 call, so every fact sees the same noise and an average over facts is not one over noise), reports
 every figure as a mean over facts with a 95 % confidence interval (Student t), and aggregates ROME's way
@@ -20,6 +25,8 @@ by token class: first / middle / last subject token, first subsequent token, fur
 
 from __future__ import annotations
 
+import re
+import weakref
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Sequence
@@ -60,21 +67,33 @@ class Estimate:
 
 
 @dataclass(frozen=True)
+class FactTrace:
+    """One fact of a TraceSummary: its recovered fractions {kind: {token class: [layer]}}, p(answer) corrupted
+    (`low`) and clean (`high`); a restored p(answer) is low + fraction * (high - low)."""
+
+    fractions: dict[str, dict[str, torch.Tensor]]
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
 class TraceSummary:
     """Recovered fractions averaged over `n_facts` recalled facts, fresh noise per fact.
 
     `by_class[kind][token_class]` is an Estimate per layer (kind: resid, mlp, attn; token classes as
     TOKEN_CLASSES, a class absent from every prompt is left out); `last_subject` and `last_token` are
-    the resid rows of the last subject token and the last token.
+    the resid rows of the last subject token and the last token. `per_fact` keeps what was averaged, fact
+    by fact, so that other estimators can be computed on the same facts and noise draws.
     """
 
     by_class: dict[str, dict[str, Estimate]]
-    mlp_split: Estimate  # at the last subject token: [MLP of layer 0 alone, MLPs of layers 1 .. n_layers // 2 - 1]
+    mlp_split: Estimate | None  # at the last subject token: [MLP of layer 0 alone, MLPs of layers 1 .. n_layers // 2 - 1]
     n_facts: int
     window: int
     mean_low: float  # corrupted p(answer), mean over facts
     low_range: tuple[float, float]
     mean_high: float  # clean p(answer)
+    per_fact: tuple[FactTrace, ...] = ()
 
     @property
     def last_subject(self) -> Estimate:
@@ -158,25 +177,36 @@ def window_layers(layer: int, window: int, n_layers: int) -> range:
     return range(max(0, layer - window // 2), min(n_layers, layer - window // 2 + window))
 
 
+def _site_layers(site, window: int, n_layers: int) -> tuple[str, int, list[int]]:
+    """A trace_sites site as (kind, position, the layers whose `kind` hook it restores)."""
+    kind, position, layer = site if len(site) == 3 else ("resid", *site)
+    if isinstance(layer, tuple):
+        return kind, position, sorted(layer)
+    return kind, position, [layer] if kind == "resid" else list(window_layers(layer, window, n_layers))
+
+
 def trace_sites(model, tokens: torch.Tensor, span: tuple[int, int], answer: int, sites: Sequence,
                 noise_std: float, samples: int = 10, seed: int = 1, window: int = 1) -> tuple[torch.Tensor, float, float]:
-    """p(answer) restoring each site, in one forward pass: tokens [pos] -> (scores [sites], low, high).
+    """p(answer) restoring each site, in one batched run: tokens [pos] -> (scores [sites], low, high).
 
     A site is (position, layer), restoring the residual stream, or (kind, position, layer) with kind
     "resid", "mlp" or "attn" (the last two over `window` layers centred on `layer`, or over exactly the
     layers of `layer` when it is a tuple).
     """
-    groups = len(sites) + 1  # group 0: corrupted, nothing restored
-    batch = tokens[None].expand(1 + groups * samples, -1)  # [rows, pos]
     noise = gaussian_noise((samples, span[1] - span[0], model.cfg.d_model), noise_std, seed)
+    restorations = [_site_layers(site, window, model.cfg.n_layers) for site in sites]
+    run = _trace_resumed if resumable(model) else _trace_one_pass
+    p = run(model, tokens, span, noise, restorations, samples)[:, answer]  # [rows]: clean, baseline, then each site's
+    scores = p[1:].view(len(sites) + 1, samples).mean(-1)  # [groups]
+    return scores[1:], scores[0].item(), p[0].item()
+
+
+def _trace_one_pass(model, tokens, span, noise, restorations, samples) -> torch.Tensor:
+    """Every row of a trace in one forward pass: -> p [1 + (sites + 1) * samples, vocab]."""
+    batch = tokens[None].expand(1 + (len(restorations) + 1) * samples, -1)  # [rows, pos]
     by_hook: dict[str, tuple[list[int], list[torch.Tensor]]] = {}
-    for group, site in enumerate(sites, start=1):
-        kind, position, layer = site if len(site) == 3 else ("resid", *site)
+    for group, (kind, position, layers) in enumerate(restorations, start=1):
         rows = torch.arange(1 + group * samples, 1 + (group + 1) * samples)
-        if isinstance(layer, tuple):
-            layers = layer
-        else:
-            layers = [layer] if kind == "resid" else window_layers(layer, window, model.cfg.n_layers)
         for restored in layers:
             positions, row_sets = by_hook.setdefault(f"blocks.{restored}.{KINDS[kind]}", ([], []))
             positions.append(position)
@@ -184,9 +214,82 @@ def trace_sites(model, tokens: torch.Tensor, span: tuple[int, int], answer: int,
     hooks = [("hook_embed", _embed_hook(span, noise))] + [(name, _restore_hook(*pr)) for name, pr in by_hook.items()]
     with torch.no_grad():
         logits = model.run_with_hooks(batch, fwd_hooks=hooks)[:, -1]  # [rows, vocab]
-    p = logits.float().softmax(-1)[:, answer]  # [rows]
-    scores = p[1:].view(groups, samples).mean(-1)  # [groups]
-    return scores[1:], scores[0].item(), p[0].item()
+    return logits.float().softmax(-1)
+
+
+def _trace_resumed(model, tokens, span, noise, restorations, samples) -> torch.Tensor:
+    """The rows of `_trace_one_pass`, each site's rows joining at the first block it restores (a hidden state
+    restored after block l: at block l + 1, copied from the clean row there): -> p [rows, vocab], same order."""
+    joins = [min(layers) + (kind == "resid") for kind, _, layers in restorations]  # the block each site's rows join at
+    by_hook: dict[str, tuple[list[int], list[torch.Tensor]]] = {}
+    first_row, row = {}, 1 + samples
+    for site in sorted(range(len(restorations)), key=joins.__getitem__):  # rows in order of joining
+        first_row[site], row = row, row + samples
+        kind, position, layers = restorations[site]
+        for restored in layers[1:] if kind == "resid" else layers:  # restored inside a block the rows run
+            positions, row_sets = by_hook.setdefault(f"blocks.{restored}.{KINDS[kind]}", ([], []))
+            positions.append(position)
+            row_sets.append(torch.arange(first_row[site], first_row[site] + samples))
+    with torch.no_grad():
+        with model.hooks(fwd_hooks=[("hook_embed", _embed_hook(span, noise))]):
+            x = model(tokens[None].expand(1 + samples, -1), stop_at_layer=0)  # [clean + baseline, pos, d_model]
+        with model.hooks(fwd_hooks=[(name, _restore_hook(*pr)) for name, pr in by_hook.items()]):
+            for layer in range(model.cfg.n_layers + 1):
+                joining = []
+                for site in sorted((s for s, j in enumerate(joins) if j == layer), key=first_row.__getitem__):
+                    rows = x[1 : 1 + samples].clone()  # the baseline's state entering this block
+                    kind, position, _ = restorations[site]
+                    if kind == "resid":
+                        rows[:, position] = x[0, position]  # the clean hidden state after the block before
+                    joining.append(rows)
+                x = torch.cat([x, *joining]) if joining else x
+                if layer < model.cfg.n_layers:
+                    x = run_block(model, layer, x)
+        logits = last_logits(model, x)  # [rows, vocab]
+    order = [0, *range(1, 1 + samples)] + [r for site in range(len(restorations))
+                                            for r in range(first_row[site], first_row[site] + samples)]
+    return logits[order].float().softmax(-1)
+
+
+# ---------------------------------------------------------------- running a model from a later block
+_RESUMABLE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def run_block(model, layer: int, x: torch.Tensor) -> torch.Tensor:
+    """Block `layer` on the residual stream x [rows, pos, d_model] (its hooks fire as in a forward pass)."""
+    out = model.blocks[layer](x)
+    return out[0] if isinstance(out, tuple) else out
+
+
+def last_logits(model, x: torch.Tensor) -> torch.Tensor:
+    """Logits at the last position from the residual stream after the last block: x [rows, pos, d_model] -> [rows, vocab]."""
+    return model.unembed(model.ln_final(x))[:, -1]
+
+
+def resumable(model) -> bool:
+    """Whether a forward pass of `model` can be run block by block on the residual stream alone (learned
+    positions added before block 0, as in GPT-2; no rotary or relative positions that blocks are handed),
+    checked once per model against its own forward pass on a short prompt. Otherwise tracing and patching
+    run every row through every block in one pass."""
+    try:
+        return _RESUMABLE[model]
+    except (KeyError, TypeError):  # not checked yet, or not weakly referenceable (then checked every time)
+        pass
+    try:
+        tokens = (torch.arange(min(10, model.cfg.n_ctx)) * 7 % model.cfg.d_vocab)[None].repeat(2, 1)  # [2, pos]
+        with torch.no_grad():
+            x = model(tokens, stop_at_layer=0)
+            for block in range(model.cfg.n_layers):
+                x = run_block(model, block, x)
+            expected = model(tokens)[:, -1]
+        ok = bool(torch.allclose(last_logits(model, x), expected, rtol=1e-5, atol=1e-5))
+    except Exception:  # noqa: BLE001 - any architecture whose blocks want more than the residual
+        ok = False
+    try:
+        _RESUMABLE[model] = ok
+    except TypeError:
+        pass
+    return ok
 
 
 def trace(model, tokens: torch.Tensor, span: tuple[int, int], answer: int, noise_std: float,
@@ -233,36 +336,44 @@ def mlp_split_layers(n_layers: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def fact_fractions(model, prompt, noise_std: float, samples: int, seed: int, kinds: Sequence[str],
-                   window: int, only: Sequence[str] = TOKEN_CLASSES) -> tuple[dict[str, dict[str, torch.Tensor]],
-                                                                              torch.Tensor, float, float]:
+                   window: int, only: Sequence[str] | dict[str, Sequence[str]] = TOKEN_CLASSES,
+                   split: bool = True) -> tuple[dict[str, dict[str, torch.Tensor]], torch.Tensor | None, float, float]:
     """Recovered fractions for one prompt, all from one noise draw: {kind: {class: [layer]}} for the token
-    classes in `only`, the MLP split at the last subject token [2], low and high."""
+    classes in `only` (for every kind, or {kind: classes}), the MLP split at the last subject token [2] (None
+    unless `split`), low and high."""
     tokens = model.to_tokens(prompt.text)[0]  # [pos]
     span = tuple(prompt.subject_span)
     n_layers = model.cfg.n_layers
-    classes = {name: positions for name, positions in token_classes(span, len(tokens)).items() if name in only}
-    traced = sorted({pos for positions in classes.values() for pos in positions})
-    sites = [(kind, pos, layer) for kind in kinds for pos in traced for layer in range(n_layers)]
-    sites += [("mlp", span[1] - 1, layers) for layers in mlp_split_layers(n_layers)]
+    wanted = only if isinstance(only, dict) else dict.fromkeys(kinds, only)
+    sites, traced = [], {}  # kind -> (its classes, its traced positions, its first site)
+    for kind in kinds:
+        classes = {name: positions for name, positions in token_classes(span, len(tokens)).items() if name in wanted[kind]}
+        positions = sorted({pos for where in classes.values() for pos in where})
+        traced[kind] = classes, positions, len(sites)
+        sites += [(kind, pos, layer) for pos in positions for layer in range(n_layers)]
+    if split:
+        sites += [("mlp", span[1] - 1, layers) for layers in mlp_split_layers(n_layers)]
     scores, low, high = trace_sites(model, tokens, span, word_token(model, prompt.answer), sites, noise_std,
                                     samples, seed, window)
     fractions = (scores - low) / (high - low)  # [sites]
-    grid = fractions[:-2].view(len(kinds), len(traced), n_layers)  # [kind, traced position, layer]
-    rows = {pos: i for i, pos in enumerate(traced)}
-    table = {kind: {name: grid[k, [rows[p] for p in positions]].mean(0) for name, positions in classes.items()}
-             for k, kind in enumerate(kinds)}
-    return table, fractions[-2:], low, high
+    table = {}
+    for kind, (classes, positions, first) in traced.items():
+        grid = fractions[first : first + len(positions) * n_layers].view(len(positions), n_layers)  # [traced position, layer]
+        rows = {pos: i for i, pos in enumerate(positions)}
+        table[kind] = {name: grid[[rows[p] for p in where]].mean(0) for name, where in classes.items()}
+    return table, fractions[-2:] if split else None, low, high
 
 
 def summarize(model, prompts: Sequence, n_facts: int = 100, samples: int = 10, seed: int = 1,
               noise_scale: float = NOISE_SCALE, kinds: Sequence[str] = ("resid", "mlp", "attn"),
-              window: int = 3, only: Sequence[str] = TOKEN_CLASSES, progress: bool = True,
-              noise_std: float | None = None) -> TraceSummary:
+              window: int = 3, only: Sequence[str] | dict[str, Sequence[str]] = TOKEN_CLASSES, progress: bool = True,
+              noise_std: float | None = None, split: bool = True) -> TraceSummary:
     """Recovered fractions by kind, token class and layer, averaged over the first `n_facts` prompts the
     model recalls correctly (prompts with `.text`, `.subject`, `.subject_span`, `.answer`), each fact with
     its own noise draw. Noise std = noise_scale x the std of all the prompts' subject embeddings. `only`
-    restricts the trace to some token classes (fewer sites, a faster trace); `noise_std`, when given,
-    replaces the noise level computed from the prompts' subjects."""
+    restricts the trace to some token classes, for every kind or per kind ({kind: classes}): fewer sites, a
+    faster trace; `noise_std`, when given, replaces the noise level computed from the prompts' subjects;
+    `split=False` leaves out the MLP split (`mlp_split` is then None)."""
     if noise_std is None:
         noise_std = noise_scale * subject_embedding_std(model, sorted({p.subject for p in prompts}))
     correct = [p for p, ok in zip(prompts, recalled(model, prompts).tolist()) if ok][:n_facts]
@@ -270,42 +381,94 @@ def summarize(model, prompts: Sequence, n_facts: int = 100, samples: int = 10, s
         raise ValueError("the model recalls none of these facts: nothing to trace")
     tables, splits, lows, highs = [], [], [], []
     for i, prompt in enumerate(tqdm(correct, desc="causal trace", mininterval=5, disable=not progress)):
-        table, split, low, high = fact_fractions(model, prompt, noise_std, samples, derive_seed(seed, "fact", i),
-                                                 kinds, window, only)
-        tables.append(table), splits.append(split), lows.append(low), highs.append(high)
+        table, mlp_split, low, high = fact_fractions(model, prompt, noise_std, samples, derive_seed(seed, "fact", i),
+                                                     kinds, window, only, split)
+        tables.append(table), splits.append(mlp_split), lows.append(low), highs.append(high)
     by_class = {kind: {name: estimate([t[kind][name] for t in tables if name in t[kind]])
                        for name in TOKEN_CLASSES if any(name in t[kind] for t in tables)} for kind in kinds}
-    return TraceSummary(by_class, estimate(splits), len(correct), window, sum(lows) / len(lows),
-                        (min(lows), max(lows)), sum(highs) / len(highs))
+    return TraceSummary(by_class, estimate(splits) if split else None, len(correct), window, sum(lows) / len(lows),
+                        (min(lows), max(lows)), sum(highs) / len(highs),
+                        tuple(FactTrace(*fact) for fact in zip(tables, lows, highs)))
 
 
 # ---------------------------------------------------------------- patching between two runs
 def patch_sites(model, source: torch.Tensor, target: torch.Tensor, sites: Sequence[tuple[str, int]]) -> torch.Tensor:
     """Final-position logits of the `target` run with one site each taken from the `source` run, all in
-    one batch. A site is (hook name, position). tokens [pos] (same length) -> [sites, vocab]; or a batch of
-    prompt pairs, tokens [batch, pos] -> [batch, sites, vocab] (prompt b's sites from source b)."""
+    one batched run. A site is (hook name, position). tokens [pos] (same length) -> [sites, vocab]; or a batch
+    of prompt pairs, tokens [batch, pos] -> [batch, sites, vocab] (prompt b's sites from source b)."""
     if source.ndim == 1:
         return patch_sites(model, source[None], target[None], sites)[0]
-    n_prompts, n_sites = len(source), len(sites)
     names = {name for name, _ in sites}
     with torch.no_grad():
         _, cache = model.run_with_cache(source, names_filter=lambda name: name in names)
-        by_hook: dict[str, list[tuple[int, int]]] = defaultdict(list)  # hook -> [(site, position)]
-        for site, (name, position) in enumerate(sites):
-            by_hook[name].append((site, position))
+        layers = [BLOCK_HOOK.fullmatch(name) for name, _ in sites]
+        if all(layers) and resumable(model):
+            return _patch_resumed(model, target, cache, sites, [int(m[1]) for m in layers])
+        return _patch_one_pass(model, target, cache, sites)
 
-        def from_source(name: str):  # looked up by `name`: hook.name may be its canonical alias
-            def hook(activation: torch.Tensor, hook) -> torch.Tensor:  # [batch * sites, pos, ...]
-                activation = activation.clone()
-                rows = activation.view(n_prompts, n_sites, *activation.shape[1:])  # [batch, sites, pos, ...]
-                for site, position in by_hook[name]:
-                    rows[:, site, position] = cache[name][:, position]
-                return activation
-            return hook
 
-        batch = target.repeat_interleave(n_sites, dim=0)  # [batch * sites, pos]: prompt-major rows
-        logits = model.run_with_hooks(batch, fwd_hooks=[(name, from_source(name)) for name in by_hook])[:, -1]
+BLOCK_HOOK = re.compile(r"blocks\.(\d+)\..+")  # a hook inside block (group 1)
+
+
+def _patch_one_pass(model, target: torch.Tensor, cache, sites: Sequence[tuple[str, int]]) -> torch.Tensor:
+    """`patch_sites` in one forward pass of batch x sites rows: -> [batch, sites, vocab]."""
+    n_prompts, n_sites = len(target), len(sites)
+    by_hook: dict[str, list[tuple[int, int]]] = defaultdict(list)  # hook -> [(site, position)]
+    for site, (name, position) in enumerate(sites):
+        by_hook[name].append((site, position))
+
+    def from_source(name: str):  # looked up by `name`: hook.name may be its canonical alias
+        def hook(activation: torch.Tensor, hook) -> torch.Tensor:  # [batch * sites, pos, ...]
+            activation = activation.clone()
+            rows = activation.view(n_prompts, n_sites, *activation.shape[1:])  # [batch, sites, pos, ...]
+            for site, position in by_hook[name]:
+                rows[:, site, position] = cache[name][:, position]
+            return activation
+        return hook
+
+    batch = target.repeat_interleave(n_sites, dim=0)  # [batch * sites, pos]: prompt-major rows
+    logits = model.run_with_hooks(batch, fwd_hooks=[(name, from_source(name)) for name in by_hook])[:, -1]
     return logits.float().view(n_prompts, n_sites, -1)  # [batch, sites, vocab]
+
+
+def _patch_resumed(model, target: torch.Tensor, cache, sites: Sequence[tuple[str, int]], layers: list[int]) -> torch.Tensor:
+    """`patch_sites`, each site's rows (one per prompt) joining the target's run at the block that holds its hook;
+    a hidden state after block l joins at block l + 1, patched there: -> [batch, sites, vocab]."""
+    n_prompts = len(target)
+    resid = [name.endswith(".hook_resid_post") for name, _ in sites]
+    joins = [layer + after for layer, after in zip(layers, resid)]
+    first_row, row = {}, n_prompts  # rows 0 .. n_prompts - 1: the target run itself
+    for site in sorted(range(len(sites)), key=joins.__getitem__):
+        first_row[site], row = row, row + n_prompts
+    by_hook: dict[str, list[tuple[int, int]]] = defaultdict(list)  # hook -> [(first row, position)]
+    for site, (name, position) in enumerate(sites):
+        if not resid[site]:
+            by_hook[name].append((first_row[site], position))
+
+    def from_source(name: str):  # looked up by `name`: hook.name may be its canonical alias
+        def hook(activation: torch.Tensor, hook) -> torch.Tensor:  # [rows, pos, ...]
+            activation = activation.clone()
+            for first, position in by_hook[name]:
+                activation[first : first + n_prompts, position] = cache[name][:, position]
+            return activation
+        return hook
+
+    x = model(target, stop_at_layer=0)  # [batch, pos, d_model]
+    with model.hooks(fwd_hooks=[(name, from_source(name)) for name in by_hook]):
+        for layer in range(model.cfg.n_layers + 1):
+            joining = []
+            for site in sorted((s for s, j in enumerate(joins) if j == layer), key=first_row.__getitem__):
+                rows = x[:n_prompts].clone()  # the target's state entering this block
+                name, position = sites[site]
+                if resid[site]:
+                    rows[:, position] = cache[name][:, position]
+                joining.append(rows)
+            x = torch.cat([x, *joining]) if joining else x
+            if layer < model.cfg.n_layers:
+                x = run_block(model, layer, x)
+    logits = last_logits(model, x).float()  # [rows, vocab]
+    order = torch.tensor([first_row[site] + b for b in range(n_prompts) for site in range(len(sites))])
+    return logits[order].view(n_prompts, len(sites), -1)  # [batch, sites, vocab]
 
 
 # ---------------------------------------------------------------- drawing a trace as ROME draws it

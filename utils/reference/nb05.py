@@ -12,7 +12,6 @@ import numpy as np
 import torch
 from torch import Tensor
 from utils import check, facts, load_model, tracing
-from utils.seeds import derive_seed
 from utils.models import MODELS_DIR
 from scipy import stats
 from utils import ioi, patching
