@@ -193,6 +193,18 @@ def test_full_length_documents_mark_where_whole_documents_end():
     assert (after != C.token_ids()["."]).all()
 
 
+def test_document_ends_mark_the_last_token_of_every_whole_document():
+    parts = [["<|endoftext|>"], ["a", ".", "b", "."], ["c", "."], ["d", "e"]]  # BOS, two whole documents, a cut one
+    assert C.document_ends(parts).tolist() == [False, False, False, False, True, False, True, False, False]
+    assert C.document_ends([["<|endoftext|>"], ["a", "."], []]).tolist() == [False, False, True]  # nothing cut
+
+
+def test_full_length_documents_of_another_mix():
+    rows, ends = C.full_length_documents(20, 64, seed=10_000, weights=C.COURSE_LM_WEIGHTS)
+    assert rows.shape == ends.shape == (20, 64) and not torch.equal(rows, C.full_length_contexts(20, 64, seed=10_000))
+    assert torch.equal(rows, C.full_length_contexts(20, 64, seed=10_000, weights=C.COURSE_LM_WEIGHTS))
+
+
 def test_random_word_contexts():
     rows = C.random_word_contexts(5, 64, seed=0)
     assert rows.shape == (5, 64) and (rows[:, 0] == C.token_ids()[C.BOS]).all()

@@ -85,6 +85,16 @@ def test_a_context_is_bos_then_documents_cut_at_n_ctx_or_bos_and_a_repeated_half
         assert len(words) == 64 or (len(words) == 1 + 2 * half and words[1:1 + half] == words[1 + half:])
 
 
+def test_context_documents_join_into_the_context():
+    rng = random.Random(1)
+    for _ in range(100):
+        state = rng.getstate()
+        parts = facts.context_documents(rng, 64)
+        rng.setstate(state)
+        assert [w for part in parts for w in part] == facts.context(rng, 64)
+        assert all(part[-1] == "." for part in parts[1:-1])  # whole documents end on their full stop
+
+
 def test_a_registry_lists_the_three_attributes_in_every_order():
     rng = random.Random(2)
     by_name = {p.words: p for p in facts.people()}

@@ -3,6 +3,7 @@
 import random
 
 import pytest
+import torch
 
 from utils import ioi
 
@@ -78,3 +79,17 @@ def test_prompts_are_deterministic_and_the_vocabulary_covers_the_language():
         assert set(ioi.context(rng, 64)[1:]) <= known
     assert ioi.token_ids()[ioi.BOS] == 0 and ioi.token_ids()[ioi.PAD] == 1
     assert ioi.full_length_contexts(3).shape == (3, 64)
+
+
+def test_full_length_documents_know_where_documents_end_and_full_stops_do_not():
+    rows, ends = ioi.full_length_documents(32, 64, seed=10_000)
+    assert torch.equal(rows, ioi.full_length_contexts(32, 64, seed=10_000))
+    stop = rows == ioi.token_ids()["."]
+    assert not (ends & ~stop).any() and (stop & ~ends).sum() > 20  # many full stops sit inside a document
+    rng = random.Random(5)
+    for _ in range(50):  # the parts join into the context, and a filled context is exactly n_ctx long
+        state = rng.getstate()
+        parts = ioi.context_documents(rng, 64, p_random=0.0, fill=True)
+        rng.setstate(state)
+        assert [w for part in parts for w in part] == ioi.context(rng, 64, p_random=0.0, fill=True)
+        assert sum(map(len, parts)) == 64 and parts[0] == [ioi.BOS]

@@ -175,19 +175,20 @@ def test_sink_report_counts_heads_beyond_layer_0(random_lm):
     assert strict.share == 0.0 and strict.heads == []
 
 
-def test_document_start_attention_follows_the_latest_full_stop():
-    #                   BOS  a    b    .    c    d    .    e
-    is_stop = torch.tensor([[0, 0, 0, 1, 0, 0, 1, 0]]).bool()  # [batch, key]
-    starts = [0, 0, 0, 0, 3, 3, 3, 6]  # [query]: BOS up to and including the first full stop, then the stop before
-    on_start = torch.zeros(1, 3, 8, 8)  # [batch, head, q, k]
-    on_start[0, 0, range(8), starts] = 1.0  # head 0 rests on the current document's start
+def test_document_start_attention_follows_the_latest_document_end():
+    #                BOS  a    b    .    c    .    d    .    e     (the full stop at 5 sits inside the second document)
+    ends = torch.tensor([[0, 0, 0, 1, 0, 0, 0, 1, 0]]).bool()  # [batch, key]
+    starts = [0, 0, 0, 0, 3, 3, 3, 3, 7]  # [query]: BOS up to and including the first document's end, then that end
+    assert metrics.document_starts(ends)[0].tolist() == starts
+    on_start = torch.zeros(1, 3, 9, 9)  # [batch, head, q, k]
+    on_start[0, 0, range(9), starts] = 1.0  # head 0 rests on the current document's start
     on_start[0, 1, :, 0] = 1.0  # head 1 rests on BOS whatever the document
-    on_start[0, 2] = torch.eye(8)  # head 2 attends to itself
-    weight, uniform = metrics.document_start_attention(on_start, is_stop)
+    on_start[0, 2] = torch.eye(9)  # head 2 attends to itself
+    weight, uniform = metrics.document_start_attention(on_start, ends)
     assert weight[0].item() == 1.0  # every query after position 0
-    assert weight[1].item() == pytest.approx(3 / 7)  # queries 1-3 read the first document
+    assert weight[1].item() == pytest.approx(3 / 8)  # queries 1-3 read the first document
     assert weight[2].item() == pytest.approx(0.0)  # no query after position 0 is a document's start
-    assert uniform == pytest.approx(sum(1 / t for t in range(2, 9)) / 7)
+    assert uniform == pytest.approx(sum(1 / t for t in range(2, 10)) / 8)
 
 
 def test_move_attention_moves_one_weight_and_keeps_every_row_a_distribution():
@@ -213,6 +214,19 @@ def test_moved_attention_loss_changes_only_when_weight_moves(random_lm):
     moved = metrics.moved_attention_loss(random_lm, tokens, heads, self_key, torch.zeros_like(self_key))
     assert abs(moved - base) > 1e-3  # the hook reaches the forward pass
     assert metrics.mean_loss(random_lm, tokens) == base  # and is gone afterwards
+
+
+def test_context_losses_average_to_the_mean_loss_and_move_with_the_attention(random_lm):
+    tokens = torch.randint(3, 40, (3, 10), generator=torch.Generator().manual_seed(3))
+    self_key, bos = torch.arange(10).expand(3, 10), torch.zeros(3, 10, dtype=torch.long)  # [batch, q] each
+    heads = [(1, h) for h in range(random_lm.cfg.n_heads)]
+    per_context = metrics.context_losses(random_lm, tokens)  # [batch]
+    assert per_context.shape == (3,) and per_context.mean().item() == pytest.approx(metrics.mean_loss(random_lm, tokens))
+    single = torch.stack([metrics.context_losses(random_lm, row[None])[0] for row in tokens])  # one context at a time
+    assert torch.allclose(per_context, single, atol=1e-6)
+    moved = metrics.moved_attention_losses(random_lm, tokens, heads, self_key, bos)  # [batch]
+    assert moved.mean().item() == pytest.approx(metrics.moved_attention_loss(random_lm, tokens, heads, self_key, bos))
+    assert (moved - per_context).abs().min() > 1e-4  # every context feels the move
 
 
 def test_sink_scores_at_another_key_are_alpha_k(random_lm):

@@ -293,6 +293,8 @@ def sample_document(rng: random.Random, people: list[Subject], vocab: list[str],
 
 
 DEFAULT_WEIGHTS = {"fact": 0.45, "ioi": 0.25, "grammar": 0.15, "repeat": 0.15}
+# course-lm's training mix (utils.zoo.train_lm): the default mix plus code tables and registries
+COURSE_LM_WEIGHTS = {"fact": 0.3, "lookup": 0.15, "registry": 0.1, "ioi": 0.2, "grammar": 0.1, "repeat": 0.15}
 
 
 def training_context(rng: random.Random, n_ctx: int, people: list[Subject], vocab: list[str],
@@ -385,27 +387,34 @@ def repeated_random_tokens(batch: int = 10, length: int = 25, seed: int = 0) -> 
     return torch.tensor(rows)  # [batch, 1 + 2 * length]
 
 
-def full_length_contexts(n: int, n_ctx: int = 64, seed: int = 10_000) -> torch.Tensor:
-    """n held-out contexts of the corpus's default mix (DEFAULT_WEIGHTS), each exactly n_ctx tokens (BOS first, no
-    padding, the last document cut at the end; no [BOS] + r + r contexts): token ids [n, n_ctx]. Training streams
-    use other seeds."""
-    return full_length_documents(n, n_ctx, seed)[0]
+def full_length_contexts(n: int, n_ctx: int = 64, seed: int = 10_000,
+                         weights: dict[str, float] = DEFAULT_WEIGHTS) -> torch.Tensor:
+    """n held-out contexts of a mix of the corpus's documents (by default DEFAULT_WEIGHTS; course-lm trained on
+    COURSE_LM_WEIGHTS), each exactly n_ctx tokens (BOS first, no padding, the last document cut at the end; no
+    [BOS] + r + r contexts): token ids [n, n_ctx]. Training streams use other seeds."""
+    return full_length_documents(n, n_ctx, seed, weights)[0]
 
 
-def full_length_documents(n: int, n_ctx: int = 64, seed: int = 10_000) -> tuple[torch.Tensor, torch.Tensor]:
+def full_length_documents(n: int, n_ctx: int = 64, seed: int = 10_000,
+                          weights: dict[str, float] = DEFAULT_WEIGHTS) -> tuple[torch.Tensor, torch.Tensor]:
     """`full_length_contexts` and where its documents end: (token ids [n, n_ctx], ends [n, n_ctx] bool, True at
     the last token of every whole document; BOS and the cut last document end nowhere). A document's last token
     is its full stop, but not every full stop ends a document: two-sentence IOI templates and repeated spans with a
     sentence inside hold one."""
     rng, people, vocab, ids = random.Random(seed), subjects(), vocabulary(), token_ids()
-    rows, ends = [], []
-    for _ in range(n):
-        docs = training_context(rng, n_ctx, people, vocab, p_random=0.0, fill=True)
-        rows.append([ids[w] for doc in docs for w in doc.words])
-        end = torch.zeros(n_ctx, dtype=torch.bool)  # docs: BOS alone, whole documents, then the one cut at n_ctx
-        end[torch.tensor([len(doc.words) for doc in docs[:-1]]).cumsum(0)[1:] - 1] = True
-        ends.append(end)
-    return torch.tensor(rows), torch.stack(ends)  # [n, n_ctx], [n, n_ctx]
+    parts = [[doc.words for doc in training_context(rng, n_ctx, people, vocab, weights, p_random=0.0, fill=True)]
+             for _ in range(n)]
+    return (torch.tensor([[ids[w] for part in row for w in part] for row in parts]),
+            torch.stack([document_ends(row) for row in parts]))  # [n, n_ctx], [n, n_ctx]
+
+
+def document_ends(parts: list[list[str]]) -> torch.Tensor:
+    """Where the whole documents of one context end. parts: [BOS], the whole documents, then the document cut at
+    the end of the context -> bool [len]: True at the last token of every whole document."""
+    lengths = torch.tensor([len(part) for part in parts])
+    ends = torch.zeros(int(lengths.sum()), dtype=torch.bool)
+    ends[lengths.cumsum(0)[1:-1] - 1] = True  # the last token of parts 1 .. n-2
+    return ends
 
 
 def random_word_contexts(n: int, n_ctx: int = 64, seed: int = 0) -> torch.Tensor:

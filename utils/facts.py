@@ -136,15 +136,26 @@ def document(rng: random.Random, weights: dict[str, float] = DOC_WEIGHTS) -> lis
     return span + span + ["."]
 
 
-def context(rng: random.Random, n_ctx: int, weights: dict[str, float] = DOC_WEIGHTS, p_random: float = 0.1) -> list[str]:
-    """One training context: BOS then documents up to n_ctx words, or (p_random) BOS + r + r."""
+def context_documents(rng: random.Random, n_ctx: int, weights: dict[str, float] = DOC_WEIGHTS,
+                      p_random: float = 0.1) -> list[list[str]]:
+    """One training context in parts: [BOS], the whole documents, then the next document cut at n_ctx (empty when
+    the last whole one ends at n_ctx); or (p_random) BOS + r + r and an empty tail. `context` joins the parts."""
     if rng.random() < p_random:
         half = corpus.random_words(rng, (n_ctx - 1) // 2, vocabulary())
-        return [corpus.BOS] + half + half
-    words = [corpus.BOS]
-    while len(words) < n_ctx:
-        words += document(rng, weights)
-    return words[:n_ctx]
+        return [[corpus.BOS] + half + half, []]
+    parts, length = [[corpus.BOS]], 1
+    while length < n_ctx:
+        doc = document(rng, weights)
+        if length + len(doc) > n_ctx:
+            return parts + [doc[: n_ctx - length]]
+        parts.append(doc)
+        length += len(doc)
+    return parts + [[]]
+
+
+def context(rng: random.Random, n_ctx: int, weights: dict[str, float] = DOC_WEIGHTS, p_random: float = 0.1) -> list[str]:
+    """One training context: BOS then documents up to n_ctx words, or (p_random) BOS + r + r."""
+    return [w for part in context_documents(rng, n_ctx, weights, p_random) for w in part]
 
 
 def encode(words: list[str], n_ctx: int | None = None) -> list[int]:

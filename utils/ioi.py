@@ -158,18 +158,26 @@ def document(rng: random.Random, weights: dict[str, float]) -> list[str]:
     return span + middle + span + ["."]
 
 
+def context_documents(rng: random.Random, n_ctx: int, weights: dict[str, float] = DOC_WEIGHTS,
+                      p_random: float = 0.1, fill: bool = False) -> list[list[str]]:
+    """One training context in parts: [BOS], the whole documents, then the next document cut at n_ctx (empty
+    unless `fill`); or (p_random) [BOS] + r + r and an empty tail. `context` joins the parts."""
+    if rng.random() < p_random:
+        span = corpus.random_words(rng, rng.randint(8, (n_ctx - 1) // 2), vocabulary())
+        return [[BOS] + span + span, []]
+    parts, length = [[BOS]], 1
+    while True:
+        doc = document(rng, weights)
+        if length + len(doc) > n_ctx:
+            return parts + [doc[: n_ctx - length] if fill else []]
+        parts.append(doc)
+        length += len(doc)
+
+
 def context(rng: random.Random, n_ctx: int, weights: dict[str, float] = DOC_WEIGHTS, p_random: float = 0.1,
             fill: bool = False) -> list[str]:
     """One training context: BOS then whole documents (cut at n_ctx if `fill`), or [BOS] + r + r."""
-    if rng.random() < p_random:
-        span = corpus.random_words(rng, rng.randint(8, (n_ctx - 1) // 2), vocabulary())
-        return [BOS] + span + span
-    words = [BOS]
-    while True:
-        doc = document(rng, weights)
-        if len(words) + len(doc) > n_ctx:
-            return (words + doc)[:n_ctx] if fill else words
-        words += doc
+    return [w for part in context_documents(rng, n_ctx, weights, p_random, fill) for w in part]
 
 
 def encode(words: list[str], n_ctx: int | None = None) -> list[int]:
@@ -181,8 +189,17 @@ def encode(words: list[str], n_ctx: int | None = None) -> list[int]:
 
 def full_length_contexts(n: int, n_ctx: int = 64, seed: int = 10_000) -> torch.Tensor:
     """n held-out contexts of the ioi-lm language, exactly n_ctx tokens each: token ids [n, n_ctx]."""
+    return full_length_documents(n, n_ctx, seed)[0]
+
+
+def full_length_documents(n: int, n_ctx: int = 64, seed: int = 10_000) -> tuple[torch.Tensor, torch.Tensor]:
+    """`full_length_contexts` and where its documents end: (token ids [n, n_ctx], ends [n, n_ctx] bool, True at the
+    last token of every whole document). More than half of the documents hold a full stop inside (two-sentence
+    structures, stories), so full stops do not mark where documents end."""
     rng = random.Random(f"held-out-{seed}")
-    return torch.tensor([encode(context(rng, n_ctx, p_random=0.0, fill=True)) for _ in range(n)])
+    parts = [context_documents(rng, n_ctx, p_random=0.0, fill=True) for _ in range(n)]
+    return (torch.tensor([encode([w for part in row for w in part]) for row in parts]),
+            torch.stack([corpus.document_ends(row) for row in parts]))
 
 
 # ---------------------------------------------------------------- behaviour

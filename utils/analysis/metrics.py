@@ -104,7 +104,7 @@ def uniform_key_attention(length: int, key: int = 0) -> float:
 
 
 def token_class_attention(pattern: torch.Tensor, is_key: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """Attention on a class of keys (the full stops, say), and what a uniform head would put there.
+    """Attention on a class of keys (the ends of documents, say), and what a uniform head would put there.
 
     pattern [batch, head, q, k], is_key [batch, k] (bool) -> ([head] mean over the batch and the queries
     that can see at least one such key, the uniform head's share over the same queries)."""
@@ -117,23 +117,24 @@ def token_class_attention(pattern: torch.Tensor, is_key: torch.Tensor) -> tuple[
     return per_head, uniform[sees].mean().item()
 
 
-def document_starts(is_stop: torch.Tensor) -> torch.Tensor:
+def document_starts(ends: torch.Tensor) -> torch.Tensor:
     """Where the document each query reads starts, in a context of documents packed after BOS: position 0 in the
-    first document, the latest full stop before the query in the others. is_stop [batch, pos] (bool) -> [batch, query];
-    a query is in a later document exactly where its start is > 0."""
-    position = torch.arange(is_stop.shape[-1])
-    last_stop = torch.where(is_stop, position, -1).cummax(dim=-1).values  # [batch, pos]: latest full stop so far
-    return torch.cat([torch.zeros_like(last_stop[:, :1]), last_stop[:, :-1].clamp(min=0)], dim=1)  # strictly before
+    first document, the last token of the previous document in the others. ends [batch, pos] (bool: the last token
+    of every whole document, `corpus.full_length_documents`) -> [batch, query]; a query is in a later document
+    exactly where its start is > 0."""
+    position = torch.arange(ends.shape[-1])
+    last_end = torch.where(ends, position, -1).cummax(dim=-1).values  # [batch, pos]: latest document end so far
+    return torch.cat([torch.zeros_like(last_end[:, :1]), last_end[:, :-1].clamp(min=0)], dim=1)  # strictly before
 
 
-def document_start_attention(pattern: torch.Tensor, is_stop: torch.Tensor) -> tuple[torch.Tensor, float]:
+def document_start_attention(pattern: torch.Tensor, ends: torch.Tensor) -> tuple[torch.Tensor, float]:
     """Attention on the start of the document each query reads (`document_starts`).
 
-    pattern [batch, head, q, k], is_stop [batch, k] (bool) -> ([head] mean over the batch and every query after
+    pattern [batch, head, q, k], ends [batch, k] (bool) -> ([head] mean over the batch and every query after
     position 0, a uniform head's weight on one key it can see, averaged over the same queries)."""
-    start = document_starts(is_stop)  # [batch, query]
+    start = document_starts(ends)  # [batch, query]
     on_start = pattern.gather(-1, start[:, None, :, None].expand(-1, pattern.shape[1], -1, 1))[..., 0]  # [batch, head, q]
-    position = torch.arange(is_stop.shape[-1])
+    position = torch.arange(ends.shape[-1])
     return on_start[..., 1:].mean(dim=(0, 2)), (1 / (position[1:] + 1.0)).mean().item()
 
 
@@ -212,18 +213,36 @@ def written_norms(model, tokens: torch.Tensor, heads: Sequence[tuple[int, int]])
             for layer, head in heads}  # v [batch, key, d_head] @ W_O [d_head, d_model]
 
 
+def context_losses(model, tokens: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy of each context: tokens [batch, pos] -> [batch]."""
+    with torch.no_grad():
+        logits = model(tokens)[:, :-1]  # [batch, pos - 1, vocab]
+    return F.cross_entropy(logits.transpose(1, 2), tokens[:, 1:], reduction="none").mean(-1)
+
+
+def moved_attention_hooks(heads: Sequence[tuple[int, int]], source: torch.Tensor, target: torch.Tensor) -> list:
+    """hook_pattern hooks that move the (layer, head) pairs' attention from key source[b, q] to key target[b, q]."""
+    by_layer: dict[int, list[int]] = {}
+    for layer, head in heads:
+        by_layer.setdefault(layer, []).append(head)
+    return [(f"blocks.{layer}.attn.hook_pattern",
+             lambda pattern, hook, hs=tuple(hs): move_attention(pattern, hs, source, target))
+            for layer, hs in by_layer.items()]
+
+
 def moved_attention_loss(model, tokens: torch.Tensor, heads: Sequence[tuple[int, int]], source: torch.Tensor,
                          target: torch.Tensor) -> float:
     """`mean_loss` on tokens [batch, pos] with the (layer, head) pairs' attention moved from key source[b, q] to
     key target[b, q] (`move_attention`): does the model need where a head looks, or only that it looks away?"""
-    by_layer: dict[int, list[int]] = {}
-    for layer, head in heads:
-        by_layer.setdefault(layer, []).append(head)
-    hooks = [(f"blocks.{layer}.attn.hook_pattern",
-              lambda pattern, hook, hs=tuple(hs): move_attention(pattern, hs, source, target))
-             for layer, hs in by_layer.items()]
-    with model.hooks(fwd_hooks=hooks):
+    with model.hooks(fwd_hooks=moved_attention_hooks(heads, source, target)):
         return mean_loss(model, tokens)
+
+
+def moved_attention_losses(model, tokens: torch.Tensor, heads: Sequence[tuple[int, int]], source: torch.Tensor,
+                           target: torch.Tensor) -> torch.Tensor:
+    """`moved_attention_loss` context by context: [batch] (`context_losses` with the attention moved)."""
+    with model.hooks(fwd_hooks=moved_attention_hooks(heads, source, target)):
+        return context_losses(model, tokens)
 
 
 # ---------------------------------------------------------------- prompts with answers

@@ -30,6 +30,8 @@ from utils.models import (MODELS_DIR, NATIVE_CONFIG, course_models, folder_check
 README = MODELS_DIR / "README.md"
 SEED = 0
 SINK_EPS = 0.3
+HELD_OUT_CONTEXTS = 96  # full-length held-out contexts per measurement on text: a head near the 0.3 line of
+# course-lm (1.2, 4.1) is in or out from one sample of 32 contexts to the next, so three samples' worth
 ORDER = ["course-lm", "ioi-lm", "facts-lm", "attn-only-2l", "pointer-8", "pointer-32"]  # card order; other models follow by name
 
 
@@ -69,13 +71,24 @@ def heads_at_least(weight: torch.Tensor, eps: float) -> dict:
     return {"share": len(heads) / (weight[1:].numel() or 1), "heads": heads}
 
 
-def sink_figures(model, n: int = 32, text: torch.Tensor | None = None, words: torch.Tensor | None = None) -> dict:
-    """Sink heads at full length on held-out text and on random words, the uniform baseline at that length,
-    and what the sink belongs to: BOS replaced by a word at position 0, and BOS moved to the middle.
-    `text` and `words` default to the course corpus's full-length contexts and random words."""
+def held_out_documents(name: str, n_ctx: int, seed: int = 10_000,
+                       n: int = HELD_OUT_CONTEXTS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full-length held-out contexts of the document mix the language model `name` trained on (its recipe's
+    doc_weights; other seeds than its training stream), and where their documents end: [n, n_ctx] twice."""
+    from utils.zoo.train_lm import RECIPES  # the recipes import the models package; the card reads them lazily
+
+    weights = dict(RECIPES[name].config.data["doc_weights"])
+    return corpus.full_length_documents(n, n_ctx, seed, weights)
+
+
+def sink_figures(model, text: torch.Tensor, ends: torch.Tensor, words: torch.Tensor | None = None) -> dict:
+    """Sink heads at full length on held-out text and on random words, the uniform baseline at that length, where
+    the heads rest on text instead (the ends and the starts of documents), and what the sink belongs to: BOS
+    replaced by a word at position 0, and BOS moved to the middle. `text` [batch, pos] comes with `ends` [batch, pos]
+    (bool: the last token of every whole document, as the generator packed them; a full stop can sit inside a
+    document: `held_out_documents`). `words` defaults to 32 contexts of the course corpus's random words."""
     n_ctx = model.cfg.n_ctx
-    text = corpus.full_length_contexts(n, n_ctx, seed=10_000) if text is None else text
-    words = corpus.random_word_contexts(n, n_ctx, seed=SEED) if words is None else words
+    words = corpus.random_word_contexts(32, n_ctx, seed=SEED) if words is None else words
     on_text, on_words = metrics.sink_report(model, text, SINK_EPS), metrics.sink_report(model, words, SINK_EPS)
     middle = n_ctx // 2
     moved = torch.cat([text[:, 1 : middle + 1], text[:, :1], text[:, middle + 1 :]], dim=1)  # BOS at `middle`
@@ -83,45 +96,47 @@ def sink_figures(model, n: int = 32, text: torch.Tensor | None = None, words: to
     no_bos = metrics.sink_report(model, text[:, 1:], SINK_EPS)
     to_bos, to_first = (metrics.bos_sink_scores(model, moved, key) for key in (middle, 0))
     pick = lambda a: sum(a[l, h].item() for l, h in heads) / max(1, len(heads))  # noqa: E731
-    is_stop = text == model.to_single_token(".")  # [batch, pos]: the full stops that end documents
     text_patterns = metrics.attention_patterns(model, text)  # [layer, batch, head, q, k]
-    on_stops = [metrics.token_class_attention(p, is_stop) for p in text_patterns]
-    on_starts = [metrics.document_start_attention(p, is_stop) for p in text_patterns]
-    stop_weight, start_weight = (torch.stack([w for w, _ in on]) for on in (on_stops, on_starts))  # [layer, head]
-    later_queries = metrics.document_starts(is_stop) > 0  # [batch, query]: a full stop before the query
+    on_ends = [metrics.token_class_attention(p, ends) for p in text_patterns]
+    on_starts = [metrics.document_start_attention(p, ends) for p in text_patterns]
+    end_weight, start_weight = (torch.stack([w for w, _ in on]) for on in (on_ends, on_starts))  # [layer, head]
+    later_queries = metrics.document_starts(ends) > 0  # [batch, query]: a document ended before the query
     bos_later = torch.stack([p[..., 0].transpose(0, 1)[:, later_queries].mean(-1) for p in text_patterns])  # [layer, head]
     return {"length": n_ctx, "uniform": on_text.uniform, "eps": SINK_EPS,
             "text": {"share": on_text.share, "heads": on_text.heads, "alpha": on_text.alpha.tolist()},
-            "full_stops": {**heads_at_least(stop_weight, SINK_EPS), "uniform": on_stops[0][1],
-                           "weight": stop_weight.tolist()},
+            "document_ends": {**heads_at_least(end_weight, SINK_EPS), "uniform": on_ends[0][1],
+                              "weight": end_weight.tolist()},
             "document_start": {**heads_at_least(start_weight, SINK_EPS), "uniform": on_starts[0][1],
                                "weight": start_weight.tolist(),
-                               "largest_on_bos_after_a_full_stop": bos_later[1:].max().item()},
+                               "largest_on_bos_after_a_document": bos_later[1:].max().item()},
             "random_words": {"share": on_words.share, "heads": on_words.heads, "alpha": on_words.alpha.tolist()},
             "no_bos_share": no_bos.share,
             "moved_bos": {"position": middle, "sink_heads_on_bos": pick(to_bos), "sink_heads_on_position_0": pick(to_first),
                           "uniform": metrics.uniform_key_attention(n_ctx, middle)}}
 
 
-COURSE_LM_SINK_KEYS = ("text", "random_words", "full_stops", "document_start")
+COURSE_LM_SINK_KEYS = ("text", "random_words", "document_ends", "document_start")
 
 
-def resting_weight_moved(model, text: torch.Tensor, heads: list[tuple[int, int]]) -> dict:
+def resting_weight_moved(model, text: torch.Tensor, ends: torch.Tensor, heads: list[tuple[int, int]]) -> dict:
     """Change in held-out loss when `heads` move their weight on the current document's start (every query past
     the first document) to BOS, to the previous document's start, or to the current document's first word (a
-    control: a key with content). A sink's weight should move to another resting place for free. Also, per head,
-    Gu et al.'s other signature of a sink: what the resting key writes through the head (|v W_O|, at the current
-    document's start for every query past the first document) over what an average key writes ("value_at_rest")."""
-    start = metrics.document_starts(text == model.to_single_token("."))  # [batch, query]
-    later = start > 0  # [batch, query]: a full stop behind the query
+    control: a key with content): the mean over contexts, and its standard error ("standard_error"). A sink's weight
+    should move to another resting place for free. Also, per head, Gu et al.'s other signature of a sink: what the
+    resting key writes through the head (|v W_O|, at the current document's start for every query past the first
+    document) over what an average key writes ("value_at_rest"). text [batch, pos], ends [batch, pos] (bool,
+    `held_out_documents`)."""
+    start = metrics.document_starts(ends)  # [batch, query]
+    later = start > 0  # [batch, query]: a document ended before the query
     query = torch.arange(text.shape[1]).expand_as(start)
     targets = {"to_bos": torch.zeros_like(start), "to_previous_start": start.gather(1, start),
                "to_first_word": torch.where(later, torch.minimum(start + 1, query), start)}
-    base = metrics.mean_loss(model, text)
+    base = metrics.context_losses(model, text)  # [batch]
+    change = {name: metrics.moved_attention_losses(model, text, heads, start, target) - base
+              for name, target in targets.items()}  # [batch] each
     norms = metrics.written_norms(model, text, [tuple(head) for head in heads])  # {(layer, head): [batch, key]}
-    return {"heads": heads, "loss": base,
-            **{name: metrics.moved_attention_loss(model, text, heads, start, target) - base
-               for name, target in targets.items()},
+    return {"heads": heads, "loss": base.mean().item(), **{name: c.mean().item() for name, c in change.items()},
+            "standard_error": {name: (c.std() / len(c) ** 0.5).item() for name, c in change.items()},
             "value_at_rest": {f"{layer}.{head}": (n.gather(1, start)[later].mean() / n.mean()).item()
                               for (layer, head), n in norms.items()}}
 
@@ -130,15 +145,15 @@ def course_lm_seed_figures(model) -> dict:
     """course-lm's acceptance figures on one set of weights: held-out loss, induction and previous-token scores of
     every head, IOI on the training templates, fact recall, and the heads' resting places at full length."""
     repeated = corpus.repeated_random_tokens(batch=20, length=25, seed=SEED)
-    scores, sinks = metrics.head_scores(model, repeated), sink_figures(model)
-    text = corpus.full_length_contexts(32, model.cfg.n_ctx, seed=10_000)
+    text, ends = held_out_documents("course-lm", model.cfg.n_ctx)
+    scores, sinks = metrics.head_scores(model, repeated), sink_figures(model, text, ends)
     return {"loss": metrics.mean_loss(model, text),
-            "resting_weight_moved": resting_weight_moved(model, text, sinks["document_start"]["heads"]),
+            "resting_weight_moved": resting_weight_moved(model, text, ends, sinks["document_start"]["heads"]),
             "induction": scores.induction.tolist(), "previous_token": scores.previous_token.tolist(),
             "ioi_top1": metrics.ioi_scores(model, corpus.ioi_prompts(200, seed=SEED)).top1,
             "fact_recall": metrics.fact_recall(model, corpus.fact_prompts(seed=SEED)),
             "sinks": {key: {k: v for k, v in sinks[key].items()
-                            if k in ("share", "heads", "largest_on_bos_after_a_full_stop")} for key in COURSE_LM_SINK_KEYS}}
+                            if k in ("share", "heads", "largest_on_bos_after_a_document")} for key in COURSE_LM_SINK_KEYS}}
 
 
 def attn_only_seed_figures(folder: str | Path) -> dict:
@@ -176,17 +191,18 @@ def attn_only_seeds(folders: dict[str, str]) -> dict:
 
 def measure_lm(name: str, model) -> dict:
     """Loss, head scores, IOI, fact recall, sinks at full length, checkpoints and (course-lm) the causal trace."""
-    contexts = corpus.full_length_contexts(32, model.cfg.n_ctx, seed=10_000)
+    text, ends = held_out_documents(name, model.cfg.n_ctx)
     repeated = corpus.repeated_random_tokens(batch=20, length=25, seed=SEED)
     scores = metrics.head_scores(model, repeated)
     first, second = metrics.repeated_half_losses(model, repeated)
     ioi = metrics.ioi_scores(model, corpus.ioi_prompts(200, seed=SEED))
     out = {
-        "loss": metrics.mean_loss(model, contexts),
+        "loss": metrics.mean_loss(model, text),
+        "loss_by_sample": [metrics.mean_loss(model, sample) for sample in text.split(32)],
         "repeated_loss": {"first_half": first, "second_half": second, "ratio": second / first},
         "induction": scores.induction.tolist(),
         "previous_token": scores.previous_token.tolist(),
-        "sinks": sink_figures(model),
+        "sinks": sink_figures(model, text, ends),
         "ioi": {"top1": ioi.top1, "logit_diff": ioi.logit_diff},
         "fact_recall": {"train_clauses": metrics.fact_recall(model, corpus.fact_prompts(seed=SEED)),
                         "held_out_clause": metrics.fact_recall(model, corpus.fact_prompts(300, SEED, held_out=True)),
@@ -306,13 +322,13 @@ def measure_ioi_lm(model, n: int = 200) -> dict:
     """IOI by split (training structures and names, held-out structures, held-out names, both), the heads
     that carry it, held-out loss and sinks at full length on ioi-lm's own language."""
     n_ctx = model.cfg.n_ctx
-    text = ioi.full_length_contexts(32, n_ctx, seed=10_000)
+    text, ends = ioi.full_length_documents(32, n_ctx, seed=10_000)
     rng, vocab = random.Random(SEED), ioi.vocabulary()
     words = torch.tensor([ioi.encode([ioi.BOS] + [rng.choice(vocab) for _ in range(n_ctx - 1)]) for _ in range(32)])
     return {"loss": metrics.mean_loss(model, text),
             "splits": {split: ioi.scores(model, ioi.prompts(n, split, seed=SEED)) for split in ioi.SPLITS},
             "heads": ioi_head_effects(model, ioi.prompts(96, "held-out both", seed=SEED + 1)),
-            "sinks": sink_figures(model, text=text, words=words)}
+            "sinks": sink_figures(model, text=text, ends=ends, words=words)}
 
 
 def ioi_seeds(folders: dict[int, str]) -> dict:
@@ -325,10 +341,13 @@ def ioi_seeds(folders: dict[int, str]) -> dict:
     return out
 
 
-def world_contexts(world, n: int, n_ctx: int, seed: int) -> torch.Tensor:
-    """Full-length contexts of a world's training language (utils.facts, utils.ioi), never random halves: [n, n_ctx]."""
+def world_documents(world, n: int, n_ctx: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full-length contexts of a world's training language (utils.facts), never random halves, and where their
+    documents end: (token ids [n, n_ctx], ends [n, n_ctx] bool)."""
     rng = random.Random(seed)
-    return torch.tensor([world.encode(world.context(rng, n_ctx, p_random=0.0), n_ctx) for _ in range(n)])
+    parts = [world.context_documents(rng, n_ctx, p_random=0.0) for _ in range(n)]
+    return (torch.tensor([world.encode([w for part in row for w in part], n_ctx) for row in parts]),
+            torch.stack([corpus.document_ends(row) for row in parts]))
 
 
 def world_random_words(world, n: int, n_ctx: int, seed: int) -> torch.Tensor:
@@ -344,11 +363,11 @@ def measure_facts_lm(model, n: int = 300) -> dict:
               for split in facts.SPLITS}
     values = {r: [p.attributes[r] for p in facts.people()] for r in corpus.RELATIONS}
     common = {r: max(values[r].count(v) for v in set(values[r])) / len(values[r]) for r in values}
-    text = world_contexts(facts, 32, model.cfg.n_ctx, seed=10_000)
+    text, ends = world_documents(facts, 32, model.cfg.n_ctx, seed=10_000)
     words = world_random_words(facts, 32, model.cfg.n_ctx, seed=SEED)
     return {"recall": recall, "most_common_share": common, "loss": metrics.mean_loss(model, text),
             "causal_trace": trace_summary(model, prompts=facts.prompts(400, "train phrasings", seed=SEED), window=1),
-            "sinks": sink_figures(model, text=text, words=words)}
+            "sinks": sink_figures(model, text=text, ends=ends, words=words)}
 
 
 def symmetric_replacement(model, prompts: list, n_facts: int = 100) -> dict:
@@ -472,14 +491,14 @@ def sink_lines(k: dict) -> list[str]:
             f"{fmt(k['text']['share'], 2)} on held-out corpus text ({heads_text(k['text']['heads'])}), "
             f"{fmt(k['random_words']['share'], 2)} on random words ({heads_text(k['random_words']['heads'])}).",
             (f"- Where the heads rest on text instead: the share of heads beyond layer 0 with at least {k['eps']} of "
-             f"their attention on the full stops that end documents is {fmt(k['full_stops']['share'], 2)} "
-             f"({heads_text(k['full_stops']['heads'])}; a head attending uniformly puts "
-             f"{fmt(k['full_stops']['uniform'], 2)} there)."),
-            (f"- The start of the document being read (BOS in the first document, the full stop before the query in "
-             f"the others): {fmt(k['document_start']['share'], 2)} of the heads beyond layer 0 put at least "
-             f"{k['eps']} there ({heads_text(k['document_start']['heads'])}; a head attending uniformly puts "
-             f"{fmt(k['document_start']['uniform'], 3)} on one key); once a full stop has gone by, no head beyond "
-             f"layer 0 puts more than {fmt(k['document_start']['largest_on_bos_after_a_full_stop'], 2)} on BOS."),
+             f"their attention on the last tokens of documents (their full stops; full stops inside a document do "
+             f"not count) is {fmt(k['document_ends']['share'], 2)} ({heads_text(k['document_ends']['heads'])}; a head "
+             f"attending uniformly puts {fmt(k['document_ends']['uniform'], 2)} there)."),
+            (f"- The start of the document being read (BOS in the first document, the full stop that ended the "
+             f"previous document in the others): {fmt(k['document_start']['share'], 2)} of the heads beyond layer 0 "
+             f"put at least {k['eps']} there ({heads_text(k['document_start']['heads'])}; a head attending uniformly "
+             f"puts {fmt(k['document_start']['uniform'], 3)} on one key); once a document has ended, no head beyond "
+             f"layer 0 puts more than {fmt(k['document_start']['largest_on_bos_after_a_document'], 2)} on BOS."),
             f"- What the sink belongs to: with BOS replaced by an ordinary word at position 0 the share is "
             f"{fmt(k['no_bos_share'], 2)}; with BOS moved to position {moved['position']}, the sink heads put "
             f"{fmt(moved['sink_heads_on_bos'], 2)} on BOS there (uniform {fmt(moved['uniform'], 3)}) and "
@@ -489,7 +508,9 @@ def sink_lines(k: dict) -> list[str]:
 def lm_section(name: str, c: dict) -> list[str]:
     r, ioi, facts = c["repeated_loss"], c["ioi"], c["fact_recall"]
     lines = [f"## `{name}`", "",
-             f"- Held-out corpus loss {fmt(c['loss'])} (full-length contexts). Repeated random tokens [BOS]+r+r "
+             f"- Held-out loss {fmt(c['loss'])} on {32 * len(c['loss_by_sample'])} full-length contexts of the "
+             f"document mix the model trained on (by sample of 32: "
+             f"{', '.join(fmt(x) for x in c['loss_by_sample'])}). Repeated random tokens [BOS]+r+r "
              f"(|r| = 25): loss {fmt(r['first_half'])} on the first copy, {fmt(r['second_half'])} on the second "
              f"(ratio {fmt(r['ratio'], 2)}).",
              f"- IOI (200 prompts of the training templates): top-1 {fmt(ioi['top1'])}, mean logit(IO) − logit(S) "
@@ -521,21 +542,36 @@ def course_lm_seed_lines(record: dict) -> list[str]:
             "sinks on random words ≥ 0.25": lambda f: f["sinks"]["random_words"]["share"] >= 0.25,
             "sinks on text ≥ 0.25": lambda f: f["sinks"]["text"]["share"] >= 0.25,
             "heads on the document's start ≥ 0.25": lambda f: f["sinks"]["document_start"]["share"] >= 0.25}
+    on_text = ("sinks on text ≥ 0.25", "heads on the document's start ≥ 0.25")  # bars measured on held-out text
     header = ["run", "held-out loss", "induction heads ≥ 0.7 (best)", "best previous-token head", "IOI top-1",
               "fact recall", "sink heads, random words", "sink heads, text", "heads on the document's start",
               "training wall time (s)"]
     induction = {label: flat_scores(f["induction"]) for label, f in runs.items()}
-    rows = [[label, fmt(f["loss"]), f"{sum(x >= 0.7 for x in induction[label])} ({fmt(max(induction[label]), 2)})",
+    sink_cell = lambda f, key: (f"{fmt(f['sinks'][key]['share'], 2)} ({heads_text(f['sinks'][key]['heads'])})"  # noqa: E731
+                                if key in f["sinks"] else "–")
+    rows = [[label, fmt(f.get("loss")), f"{sum(x >= 0.7 for x in induction[label])} ({fmt(max(induction[label]), 2)})",
              fmt(max(flat_scores(f["previous_token"])), 2), fmt(f["ioi_top1"], 2), fmt(f["fact_recall"], 2)]
-            + [f"{fmt(f['sinks'][key]['share'], 2)} ({heads_text(f['sinks'][key]['heads'])})"
-               for key in ("random_words", "text", "document_start")]
-            + [wall_time(f)]
+            + [sink_cell(f, key) for key in ("random_words", "text", "document_start")] + [wall_time(f)]
             for label, f in runs.items()]
-    counts = "; ".join(f"{bar} on {sum(test(f) for f in runs.values())}" for bar, test in bars.items())
+    counts = []
+    for bar, test in bars.items():
+        measured = [f for f in runs.values() if bar not in on_text or "text" in f["sinks"]]
+        counts.append(f"{bar} on {sum(test(f) for f in measured)}" + ("" if len(measured) == len(runs)
+                                                                        else f" of {len(measured)}"))
     return ([f"Runs of the recipe ({len(runs)}), measured by utils.zoo.model_card.course_lm_seed_figures (the "
-             "protocol of the figures above):", ""] + table(header, rows)
-            + ["", f"Bars, run by run (of {len(runs)}): {counts}.", "", resting_weight_line(runs), "",
-               record.get("note", "")])
+             "protocol of the figures above; – where a run was not measured on text, its note says why):", ""]
+            + table(header, rows)
+            + ["", f"Bars, run by run (of {len(runs)}): {'; '.join(counts)}.", "", resting_weight_line(runs), "",
+               record.get("note", "")] + not_measured_lines(runs))
+
+
+def not_measured_lines(runs: dict) -> list[str]:
+    """Why some runs have no figures on text, one line per reason with the runs it covers."""
+    by_reason: dict[str, list[str]] = {}
+    for label, f in runs.items():
+        if "not_measured" in f:
+            by_reason.setdefault(f["not_measured"], []).append(label)
+    return ["", *(f"{', '.join(labels)}: {reason}" for reason, labels in by_reason.items())] if by_reason else []
 
 
 def resting_weight_line(runs: dict) -> str:
@@ -544,13 +580,16 @@ def resting_weight_line(runs: dict) -> str:
     if not moved:
         return ""
     span = lambda key: f"{fmt(min(m[key] for m in moved.values()), 3)} to {fmt(max(m[key] for m in moved.values()), 3)}"  # noqa: E731
-    control = ", ".join(f"{fmt(m['to_first_word'], 3)} ({label})" for label, m in moved.items())
+    control = ", ".join(f"{fmt(m['to_first_word'], 3)} ± {fmt(m['standard_error']['to_first_word'], 3)} ({label})"
+                        for label, m in moved.items())
+    largest_error = max(max(m["standard_error"][key] for key in ("to_bos", "to_previous_start")) for m in moved.values())
     return (f"Is the weight on the document's start a sink's, free to rest anywhere empty? On each of {len(moved)} runs "
             "its heads on the document's start had that weight moved, for every query past the first document "
-            "(utils.zoo.model_card.resting_weight_moved): held-out loss changes by "
+            "(utils.zoo.model_card.resting_weight_moved, the held-out contexts above): held-out loss changes by "
             f"{span('to_bos')} nats when it goes to BOS and {span('to_previous_start')} when it goes to the previous "
-            f"document's start, against {control} when it goes to the current document's first word (the control: "
-            "a key with content)." + value_at_rest_sentence(moved))
+            f"document's start (standard errors over contexts at most {fmt(largest_error, 3)}), against {control} when "
+            "it goes to the current document's first word (the control: a key with content)."
+            + value_at_rest_sentence(moved))
 
 
 def value_at_rest_sentence(moved: dict) -> str:
