@@ -10,7 +10,8 @@ import torch
 from torch import Tensor
 from transformer_lens.head_detector import detect_head
 from utils import check, load_model
-from utils.corpus import full_length_documents, ioi_prompts, random_word_contexts, repeated_random_tokens
+from utils.corpus import (COURSE_LM_WEIGHTS, full_length_documents, ioi_prompts, random_word_contexts,
+                          repeated_random_tokens)
 from utils.viz import attention_explorer, attention_heads
 from scipy.stats import spearmanr
 import json
