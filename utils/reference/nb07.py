@@ -18,6 +18,8 @@ from contextlib import redirect_stdout
 from io import StringIO
 from utils import corpus, ioi, patching
 from utils import relative_attention as ra
+import json
+from utils.models import MODELS_DIR
 
 
 def sample_pointer(task: pointer.PointerTask, n: int, generator: torch.Generator | None = None) -> Tensor:
