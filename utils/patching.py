@@ -159,12 +159,10 @@ def _patch_resumed(model, target: torch.Tensor, source_cache, sites: Sequence[Si
     """`_patch_together` with each site's copy of the prompts joining the target's run at the block that holds its
     hook (a block's input, hook_resid_pre, patched as the copy joins; hook_resid_post as it joins the next block);
     before that block the copy is the target's run itself: -> [sites, batch, vocab]."""
-    n_prompts, n_layers = target.shape[0], model.cfg.n_layers
+    n_prompts = target.shape[0]
     entering = [site.hook.endswith(".hook_resid_pre") or site.hook.endswith(".hook_resid_post") for site in sites]
     joins = [layer + site.hook.endswith(".hook_resid_post") for layer, site in zip(layers, sites)]
-    first_row, row = {}, n_prompts  # rows 0 .. n_prompts - 1: the target's own run
-    for i in sorted(range(len(sites)), key=joins.__getitem__):
-        first_row[i], row = row, row + n_prompts
+    first_row = tracing.joining_rows(joins, n_prompts, n_prompts)  # rows 0 .. n_prompts - 1: the target's own run
     by_hook: dict[str, list[tuple[int, Site]]] = defaultdict(list)
     for i, site in enumerate(sites):
         if not entering[i]:
@@ -178,20 +176,15 @@ def _patch_resumed(model, target: torch.Tensor, source_cache, sites: Sequence[Si
             return activation
         return hook
 
+    def enter(i: int, rows: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # rows: the target's, [batch, ...]
+        if entering[i]:
+            rows[_index(sites[i])] = source_cache[sites[i].hook][_index(sites[i])]
+        return rows
+
     with torch.no_grad():
         x = model(target, stop_at_layer=0)  # [batch, pos, d_model]: the residual stream entering block 0
         with model.hooks(fwd_hooks=[(name, from_source(name)) for name in by_hook]):
-            for layer in range(n_layers + 1):
-                joining = []
-                for i in sorted((i for i, j in enumerate(joins) if j == layer), key=first_row.__getitem__):
-                    rows = x[:n_prompts].clone()  # the target's state entering this block
-                    if entering[i]:
-                        rows[_index(sites[i])] = source_cache[sites[i].hook][_index(sites[i])]
-                    joining.append(rows)
-                x = torch.cat([x, *joining]) if joining else x
-                if layer < n_layers:
-                    x = tracing.run_block(model, layer, x)
-        logits = tracing.last_logits(model, x)  # [rows, vocab]
+            logits = tracing.run_joining(model, x, slice(0, n_prompts), joins, enter)  # [rows, vocab]
     order = torch.cat([torch.arange(first_row[i], first_row[i] + n_prompts) for i in range(len(sites))])
     return logits[order].view(len(sites), n_prompts, -1)
 

@@ -221,11 +221,9 @@ def _trace_resumed(model, tokens, span, noise, restorations, samples) -> torch.T
     """The rows of `_trace_one_pass`, each site's rows joining at the first block it restores (a hidden state
     restored after block l: at block l + 1, copied from the clean row there): -> p [rows, vocab], same order."""
     joins = [min(layers) + (kind == "resid") for kind, _, layers in restorations]  # the block each site's rows join at
+    first_row = joining_rows(joins, 1 + samples, samples)  # rows 0 .. samples: clean, then the baseline
     by_hook: dict[str, tuple[list[int], list[torch.Tensor]]] = {}
-    first_row, row = {}, 1 + samples
-    for site in sorted(range(len(restorations)), key=joins.__getitem__):  # rows in order of joining
-        first_row[site], row = row, row + samples
-        kind, position, layers = restorations[site]
+    for site, (kind, position, layers) in enumerate(restorations):
         for restored in layers[1:] if kind == "resid" else layers:  # restored inside a block the rows run
             positions, row_sets = by_hook.setdefault(f"blocks.{restored}.{KINDS[kind]}", ([], []))
             positions.append(position)
@@ -233,25 +231,40 @@ def _trace_resumed(model, tokens, span, noise, restorations, samples) -> torch.T
     with torch.no_grad():
         with model.hooks(fwd_hooks=[("hook_embed", _embed_hook(span, noise))]):
             x = model(tokens[None].expand(1 + samples, -1), stop_at_layer=0)  # [clean + baseline, pos, d_model]
+
+        def enter(site: int, rows: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # rows: the baseline's, [samples, ...]
+            kind, position, _ = restorations[site]
+            if kind == "resid":
+                rows[:, position] = x[0, position]  # the clean hidden state after the block before
+            return rows
+
         with model.hooks(fwd_hooks=[(name, _restore_hook(*pr)) for name, pr in by_hook.items()]):
-            for layer in range(model.cfg.n_layers + 1):
-                joining = []
-                for site in sorted((s for s, j in enumerate(joins) if j == layer), key=first_row.__getitem__):
-                    rows = x[1 : 1 + samples].clone()  # the baseline's state entering this block
-                    kind, position, _ = restorations[site]
-                    if kind == "resid":
-                        rows[:, position] = x[0, position]  # the clean hidden state after the block before
-                    joining.append(rows)
-                x = torch.cat([x, *joining]) if joining else x
-                if layer < model.cfg.n_layers:
-                    x = run_block(model, layer, x)
-        logits = last_logits(model, x)  # [rows, vocab]
+            logits = run_joining(model, x, slice(1, 1 + samples), joins, enter)  # [rows, vocab]
     order = [0, *range(1, 1 + samples)] + [r for site in range(len(restorations))
                                             for r in range(first_row[site], first_row[site] + samples)]
     return logits[order].float().softmax(-1)
 
 
 # ---------------------------------------------------------------- running a model from a later block
+def joining_rows(joins: Sequence[int], first: int, width: int) -> dict[int, int]:
+    """The first of each site's `width` rows when the sites join a run of `first` rows in order of the block they
+    join at (joins[site]; ties in site order): {site: row}."""
+    order = sorted(range(len(joins)), key=joins.__getitem__)
+    return {site: first + i * width for i, site in enumerate(order)}
+
+
+def run_joining(model, x: torch.Tensor, base: slice, joins: Sequence[int], enter) -> torch.Tensor:
+    """Logits at the last position [rows, vocab] of the residual stream x [rows, pos, d_model] entering block 0,
+    run through every block; before block joins[site], the site's rows join at the end (rows `joining_rows`
+    gives): a copy of x[base] there, edited by enter(site, rows, x). Hooks the caller attached fire as usual."""
+    for layer in range(model.cfg.n_layers + 1):
+        joining = [enter(site, x[base].clone(), x) for site, join in enumerate(joins) if join == layer]
+        x = torch.cat([x, *joining]) if joining else x
+        if layer < model.cfg.n_layers:
+            x = run_block(model, layer, x)
+    return last_logits(model, x)
+
+
 _RESUMABLE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
@@ -437,9 +450,7 @@ def _patch_resumed(model, target: torch.Tensor, cache, sites: Sequence[tuple[str
     n_prompts = len(target)
     resid = [name.endswith(".hook_resid_post") for name, _ in sites]
     joins = [layer + after for layer, after in zip(layers, resid)]
-    first_row, row = {}, n_prompts  # rows 0 .. n_prompts - 1: the target run itself
-    for site in sorted(range(len(sites)), key=joins.__getitem__):
-        first_row[site], row = row, row + n_prompts
+    first_row = joining_rows(joins, n_prompts, n_prompts)  # rows 0 .. n_prompts - 1: the target run itself
     by_hook: dict[str, list[tuple[int, int]]] = defaultdict(list)  # hook -> [(first row, position)]
     for site, (name, position) in enumerate(sites):
         if not resid[site]:
@@ -453,20 +464,15 @@ def _patch_resumed(model, target: torch.Tensor, cache, sites: Sequence[tuple[str
             return activation
         return hook
 
+    def enter(site: int, rows: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # rows: the target's, [batch, ...]
+        name, position = sites[site]
+        if resid[site]:
+            rows[:, position] = cache[name][:, position]
+        return rows
+
     x = model(target, stop_at_layer=0)  # [batch, pos, d_model]
     with model.hooks(fwd_hooks=[(name, from_source(name)) for name in by_hook]):
-        for layer in range(model.cfg.n_layers + 1):
-            joining = []
-            for site in sorted((s for s, j in enumerate(joins) if j == layer), key=first_row.__getitem__):
-                rows = x[:n_prompts].clone()  # the target's state entering this block
-                name, position = sites[site]
-                if resid[site]:
-                    rows[:, position] = cache[name][:, position]
-                joining.append(rows)
-            x = torch.cat([x, *joining]) if joining else x
-            if layer < model.cfg.n_layers:
-                x = run_block(model, layer, x)
-    logits = last_logits(model, x).float()  # [rows, vocab]
+        logits = run_joining(model, x, slice(0, n_prompts), joins, enter).float()  # [rows, vocab]
     order = torch.tensor([first_row[site] + b for b in range(n_prompts) for site in range(len(sites))])
     return logits[order].view(n_prompts, len(sites), -1)  # [batch, sites, vocab]
 
