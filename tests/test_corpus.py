@@ -199,6 +199,24 @@ def test_document_ends_mark_the_last_token_of_every_whole_document():
     assert C.document_ends([["<|endoftext|>"], ["a", "."], []]).tolist() == [False, False, True]  # nothing cut
 
 
+def test_document_offsets_count_from_each_document_start():
+    parts = [["<|endoftext|>"], ["a", ".", "b", "."], ["c", "."], ["d", "e"]]
+    ends = C.document_ends(parts)
+    assert C.document_offsets(ends).tolist() == [-1, 0, 1, 2, 3, 0, 1, 0, 1]
+    assert C.document_offsets(torch.stack([ends, ends])).tolist() == [[-1, 0, 1, 2, 3, 0, 1, 0, 1]] * 2  # batched
+    assert C.document_offsets(torch.zeros(4, dtype=torch.bool)).tolist() == [-1, 0, 1, 2]  # one document
+
+
+def test_full_length_parts_are_the_documents_of_full_length_documents():
+    rows, ends = C.full_length_documents(12, 64, seed=20_000)
+    parts = C.full_length_parts(12, 64, seed=20_000)
+    ids = C.token_ids()
+    assert rows.tolist() == [[ids[w] for doc in row for w in doc.words] for row in parts]
+    assert all(row[0].kind == "bos" and {doc.kind for doc in row[1:]} <= set(C.DEFAULT_WEIGHTS) for row in parts)
+    starts = C.document_offsets(ends) == 0  # each document's first token, where its kind begins
+    assert starts.sum().item() == sum(1 for row in parts for doc in row[1:] if doc.words)  # the cut one may be empty
+
+
 def test_full_length_documents_of_another_mix():
     rows, ends = C.full_length_documents(20, 64, seed=10_000, weights=C.COURSE_LM_WEIGHTS)
     assert rows.shape == ends.shape == (20, 64) and not torch.equal(rows, C.full_length_contexts(20, 64, seed=10_000))

@@ -66,6 +66,8 @@ corpus.full_length_contexts = lambda n, n_ctx=64, seed=10_000, *args, **kwargs: 
 _full_documents = corpus.full_length_documents
 corpus.full_length_documents = lambda n, n_ctx=64, seed=10_000, *args, **kwargs: _full_documents(
     1, n_ctx, seed, *args, **kwargs)
+_full_parts = corpus.full_length_parts
+corpus.full_length_parts = lambda n, n_ctx=64, seed=10_000, *args, **kwargs: _full_parts(1, n_ctx, seed, *args, **kwargs)
 import utils.probing as probing
 _split = probing.split_by_sentence
 probing.split_by_sentence = lambda n_train, n_test: _split(min(n_train, 60), min(n_test, 12))

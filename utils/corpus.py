@@ -401,11 +401,18 @@ def full_length_documents(n: int, n_ctx: int = 64, seed: int = 10_000,
     the last token of every whole document; BOS and the cut last document end nowhere). A document's last token
     is its full stop, but not every full stop ends a document: two-sentence IOI templates and repeated spans with a
     sentence inside hold one."""
-    rng, people, vocab, ids = random.Random(seed), subjects(), vocabulary(), token_ids()
-    parts = [[doc.words for doc in training_context(rng, n_ctx, people, vocab, weights, p_random=0.0, fill=True)]
-             for _ in range(n)]
+    ids = token_ids()
+    parts = [[doc.words for doc in row] for row in full_length_parts(n, n_ctx, seed, weights)]
     return (torch.tensor([[ids[w] for part in row for w in part] for row in parts]),
             torch.stack([document_ends(row) for row in parts]))  # [n, n_ctx], [n, n_ctx]
+
+
+def full_length_parts(n: int, n_ctx: int = 64, seed: int = 10_000,
+                      weights: dict[str, float] = DEFAULT_WEIGHTS) -> list[list[Document]]:
+    """The documents of `full_length_documents`' contexts (the same draws): per context, [BOS], the whole
+    documents, then the one cut at the end; each Document's kind names the generator that wrote it."""
+    rng, people, vocab = random.Random(seed), subjects(), vocabulary()
+    return [training_context(rng, n_ctx, people, vocab, weights, p_random=0.0, fill=True) for _ in range(n)]
 
 
 def document_ends(parts: list[list[str]]) -> torch.Tensor:
@@ -415,6 +422,15 @@ def document_ends(parts: list[list[str]]) -> torch.Tensor:
     ends = torch.zeros(int(lengths.sum()), dtype=torch.bool)
     ends[lengths.cumsum(0)[1:-1] - 1] = True  # the last token of parts 1 .. n-2
     return ends
+
+
+def document_offsets(ends: torch.Tensor) -> torch.Tensor:
+    """Each token's position inside its document, from `document_ends`' mask: ends [..., pos] bool -> [..., pos]
+    long, 0 at a document's first token and -1 at position 0 (BOS, in no document)."""
+    positions = torch.arange(ends.shape[-1])  # [pos]
+    next_start = torch.where(ends, positions + 1, 1)  # a document starts after each end, the first after BOS
+    starts = torch.cat([torch.ones_like(next_start[..., :1]), next_start[..., :-1]], dim=-1).cummax(dim=-1).values
+    return torch.where(positions == 0, -1, positions - starts)
 
 
 def random_word_contexts(n: int, n_ctx: int = 64, seed: int = 0) -> torch.Tensor:
