@@ -12,7 +12,7 @@ from transformer_lens import ActivationCache
 from utils import ModelUnavailableError, check, load_model
 from utils.checking import run_check
 from utils.notebook import progress
-from utils.corpus import full_length_contexts, repeated_random_tokens
+from utils.corpus import COURSE_LM_WEIGHTS, full_length_contexts, repeated_random_tokens
 
 
 def per_token_loss(logits: Tensor, tokens: Tensor) -> Tensor:
