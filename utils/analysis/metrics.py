@@ -230,17 +230,11 @@ def moved_attention_hooks(heads: Sequence[tuple[int, int]], source: torch.Tensor
             for layer, hs in by_layer.items()]
 
 
-def moved_attention_loss(model, tokens: torch.Tensor, heads: Sequence[tuple[int, int]], source: torch.Tensor,
-                         target: torch.Tensor) -> float:
-    """`mean_loss` on tokens [batch, pos] with the (layer, head) pairs' attention moved from key source[b, q] to
-    key target[b, q] (`move_attention`): does the model need where a head looks, or only that it looks away?"""
-    with model.hooks(fwd_hooks=moved_attention_hooks(heads, source, target)):
-        return mean_loss(model, tokens)
-
-
 def moved_attention_losses(model, tokens: torch.Tensor, heads: Sequence[tuple[int, int]], source: torch.Tensor,
                            target: torch.Tensor) -> torch.Tensor:
-    """`moved_attention_loss` context by context: [batch] (`context_losses` with the attention moved)."""
+    """`context_losses` on tokens [batch, pos] -> [batch] with the (layer, head) pairs' attention moved from key
+    source[b, q] to key target[b, q] (`move_attention`): does the model need where a head looks, or only that it
+    looks away?"""
     with model.hooks(fwd_hooks=moved_attention_hooks(heads, source, target)):
         return context_losses(model, tokens)
 
