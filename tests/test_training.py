@@ -1,6 +1,7 @@
 """One training loop, one config shape and one schedule for every recipe in the model zoo."""
 
 from dataclasses import fields, replace
+from importlib.metadata import version
 
 import pytest
 
@@ -42,6 +43,7 @@ def test_both_recipe_families_train_through_the_same_loop(tmp_path, monkeypatch)
         cfg = replace(train.RECIPES[name].smoke_config(), steps=2, warmup=1, eval_every=1)
         record = training.run(train.RECIPES[name], cfg, tmp_path / name)
         assert record["model"] == name and record["steps"] == 2 and [e["step"] for e in record["curve"]] == [1, 2]
+        assert record["cpu_model"] and record["transformers"] == version("transformers")  # what a rerun must match
         assert seen[-1] is cfg
     assert len(seen) == len(names)
     assert "accuracy" in record["curve"][-1] and "final_accuracy" in record  # the pointer recipe's measurements

@@ -23,10 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import platform
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +146,18 @@ class Recipe:
         return replace(cfg, checkpoints=tuple(c for c in cfg.checkpoints if c < cfg.steps))
 
 
+def cpu_model() -> str:
+    """The processor's model name (/proc/cpuinfo, else platform): two CPUs with the same capability (AVX512) can
+    still round differently (their math libraries pick other kernels), so a run records which one it had."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def run(recipe: Recipe, cfg: TrainConfig | None = None, out: Path | None = None, log: Path | None = None,
         on_step: Callable[[int], None] | None = None) -> dict:
     """Build, train and save `recipe` (with `cfg`, default its own) into `out`; writes and returns training.json."""
@@ -166,7 +180,8 @@ def run(recipe: Recipe, cfg: TrainConfig | None = None, out: Path | None = None,
         recipe.snapshot(model, out, cfg.steps)
     recipe.save(model, cfg, out)
     record = dict(model=recipe.name, config=asdict(cfg), steps=cfg.steps, examples_seen=cfg.steps * cfg.batch,
-                  torch=torch.__version__, cpu_capability=torch.backends.cpu.get_cpu_capability(),
+                  torch=torch.__version__, transformers=version("transformers"), cpu_model=cpu_model(),
+                  cpu_capability=torch.backends.cpu.get_cpu_capability(),
                   torch_threads=torch.get_num_threads(), wall_seconds=result["wall_seconds"],
                   cpu_time_s=result["cpu_time_s"], final_loss=result["final_loss"],
                   **(recipe.summary(model, cfg) if recipe.summary else {}), curve=result["curve"])
