@@ -60,13 +60,7 @@ models.load_model = load_model
 _held_out_batch, _repeated = corpus.held_out_batch, corpus.repeated_random_tokens
 corpus.held_out_batch = lambda n, length, **kwargs: _held_out_batch(1, length, **kwargs)
 corpus.repeated_random_tokens = lambda batch=10, length=25, seed=0: _repeated(1, length, seed)
-_full_length = corpus.full_length_contexts
-corpus.full_length_contexts = lambda n, n_ctx=64, seed=10_000, *args, **kwargs: _full_length(
-    1, n_ctx, seed, *args, **kwargs)
-_full_documents = corpus.full_length_documents
-corpus.full_length_documents = lambda n, n_ctx=64, seed=10_000, *args, **kwargs: _full_documents(
-    1, n_ctx, seed, *args, **kwargs)
-_full_parts = corpus.full_length_parts
+_full_parts = corpus.full_length_parts  # full_length_contexts and full_length_documents draw through it
 corpus.full_length_parts = lambda n, n_ctx=64, seed=10_000, *args, **kwargs: _full_parts(1, n_ctx, seed, *args, **kwargs)
 import utils.probing as probing
 _split = probing.split_by_sentence
