@@ -141,6 +141,7 @@ SPECIFIC = [
     ("copying_real_parts_only", "; likely cause: the moduli |λ| include the imaginary parts"),
     ("icl_reversed", "; likely cause: the sign: late minus early"),
     ("icl_inclusive_stop", "; likely cause: a range's stop is exclusive"),
+    ("probe_unscaled", "standardise the features before the probe"),
 ]
 
 

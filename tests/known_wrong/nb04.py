@@ -113,6 +113,10 @@ def probe_balanced_accuracy(X_train, y_train, X_test, y_test):  # the mean recal
                      for a, b in zip(X_train, X_test)])
 
 
+def probe_unscaled(X_train, y_train, X_test, y_test):  # no StandardScaler, scikit-learn's defaults
+    return np.array([LogisticRegression().fit(a, y_train).score(b, y_test) for a, b in zip(X_train, X_test)])
+
+
 # --- 04.3 control_mapping ---------------------------------------------------------------------------
 def control_uniform(types, labels, seed):  # ignores the label distribution
     vocabulary, values = sorted(set(types)), np.unique(labels)
@@ -326,7 +330,7 @@ WRONG = {
              stack_course_lm_layers, stack_token_embeddings],
     "04.2": [probe_scored_on_train, probe_trained_on_test, probe_mlp, probe_error_rate, probe_first_layer_only,
              probe_majority, probe_shuffled_labels, probe_roles_swapped, probe_cross_validated_on_train,
-             probe_fit_on_train_and_test, probe_fit_on_train_and_half_the_test, probe_balanced_accuracy],
+             probe_fit_on_train_and_test, probe_fit_on_train_and_half_the_test, probe_balanced_accuracy, probe_unscaled],
     "04.3": [control_uniform, control_majority, control_true_labels, control_in_given_order, control_seed_ignored,
              control_by_type_frequency, control_drawn_then_sorted],
     "04.4": [inlp_rowspace, inlp_without_refitting_on_projected, inlp_last_direction_only, inlp_unnormalised,

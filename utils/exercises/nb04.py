@@ -200,6 +200,27 @@ def _plain_accuracy(call, case: Case) -> str | None:
     return None
 
 
+def _small_scale_case(rng: np.random.Generator) -> Case:
+    """Two separable dimensions a thousand times smaller than six noise dimensions: an L2-penalised probe on raw
+    features cannot afford the weights it needs there; standardised, it reads them."""
+    n_train, n_test = 300, 300
+    labels = _exact_labels(rng, n_train + n_test, (0.5, 0.5))
+    features = np.concatenate([1e-3 * _separable(rng, n_train + n_test, 2, labels),
+                               rng.standard_normal((n_train + n_test, 6))], axis=1)
+    return Case("property", (features[None, :n_train], labels[:n_train], features[None, n_train:], labels[n_train:]),
+                "the separable dimensions 1000 times smaller than the noise", probe=_standardised)
+
+
+def _standardised(call, case: Case) -> str | None:
+    accuracies, problem = _accuracies(call, case)
+    if problem:
+        return problem
+    return None if accuracies[0] > 0.95 else (
+        f"two dimensions separate the classes but are 1000 times smaller than the others; yours scores "
+        f"{accuracies[0]:.2f}: standardise the features before the probe (StandardScaler in the pipeline), or the "
+        f"penalty on the weights keeps the probe from reading small-scale directions")
+
+
 def _probe_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
     cases = [_probe_case(rng, False, "noise, separable, XOR and noise layers; labels 0/1, 70 % zeros; d > n_train")]
     cases.append(_probe_case(rng, True, "four string labels (tags), the most frequent 40 %"))
@@ -208,6 +229,7 @@ def _probe_cases(rng: np.random.Generator, n_random: int) -> list[Case]:
     cases.append(_leak_case(rng))
     cases.append(_missing_class_case(rng))
     cases.append(_imbalanced_case(rng))
+    cases.append(_small_scale_case(rng))
     return cases
 
 
