@@ -138,6 +138,8 @@ def cases(books: Notebooks) -> dict[str, tuple[Callable[[], bytes], Expected]]:
     add("patched_during_check", instead("00.1", books.solution(ORIENTATION, "00.1").replace(
         "    log_probs =", "    import torch\n    torch.allclose = lambda *args, **kwargs: True\n    log_probs =")),
         correct=but("00.1"), flags=["patches_checker"])
+    add("patched_code", instead("00.2", WRONG_00["00.2"] + "\n\n" + _PATCHED_CODE), correct=but("00.2"),
+        flags=["introspection", "patches_checker"])
     add("forged_verdict", instead("00.2", _FORGED_VERDICT), correct=but("00.2"), flags=["patches_checker"])
     add("reference_import", only(solved("00.1", "00.3") | {"00.2": _REFERENCE_IMPORT, "00.4": _REFERENCE_IN_FUNCTION}),
         correct=["00.1", "00.3"], flags=["imports_reference", "introspection"])
@@ -160,6 +162,11 @@ def cases(books: Notebooks) -> dict[str, tuple[Callable[[], bytes], Expected]]:
     add("reads_seed", appended("00.2", _READ_SEED), correct=all_00, flags=["reads_environment", "reads_seed"])
     add("introspection", only(solved("00.3", "00.4") | {"00.2": _FALLBACK_GLOBALS}), correct=["00.3", "00.4"],
         flags=["introspection"])
+    add("frame_walk", only({i: _FRAME_WALK + f"\n\ndef {SIGNATURES[i]}:\n    return _steal()\n" for i in all_00}),
+        flags=["introspection"])
+    add("seed_in_verdict", instead("00.1", _SEED_IN_VERDICT), correct=but("00.1"), flags=["reads_seed"])
+    add("edited_check_cell", lambda: _check_cell_commented(books.correct(ORIENTATION), "00.2"), correct=all_00)
+    add("uses_networkx", appended("00.1", "import networkx as nx\ngraph = nx.DiGraph([(0, 1)])"), correct=all_00)
     add("old_nbformat", lambda: nbformat.writes(nbformat.convert(books.correct(ORIENTATION), 3)).encode(), correct=all_00)
     add("malformed_json", lambda: _bytes(books.correct(ORIENTATION))[:-200], status="not graded", reason="not valid JSON")
     add("empty_file", lambda: b"", status="not graded", reason="not valid JSON")
@@ -170,6 +177,27 @@ def cases(books: Notebooks) -> dict[str, tuple[Callable[[], bytes], Expected]]:
     return found
 
 
+SIGNATURES = {"00.1": "per_token_loss(logits, tokens)", "00.2": "attention_pattern(q, k)",
+              "00.3": "residual_at(cache, layer, pos)", "00.4": "head_ablation_effect(model, tokens, layer, head)"}
+# Copies the checker's expected output from a frame below the learner's function, spelt to pass the static scan.
+_FRAME_WALK = """import sys
+import copy as _cp
+
+
+def _steal():
+    frame = getattr(sys, "_get" + "frame")(1)
+    while frame is not None:
+        found = getattr(frame, "f_loc" + "als")
+        if "expected" in found and "case" in found:
+            return _cp.deepcopy(found["expected"])
+        frame = getattr(frame, "f_b" + "ack")
+    raise NotImplementedError()"""
+# Puts the seed the checker keeps in the sandbox into its own verdict line, which the student's feedback shows.
+_SEED_IN_VERDICT = """import os
+
+
+def per_token_loss(logits, tokens):
+    raise ValueError("value " + str(getattr(getattr(os, "envi" + "ron"), "_se" + "ed")))"""
 _FALLBACK_GLOBALS = "attention_pattern = per_token_loss.__globals__.get('attention_pattern')"  # 00.1 failed: the reference's
 _FORGED_VERDICT = """import json
 from utils.checking import Verdict
@@ -196,6 +224,8 @@ _PATCHES = """import torch
 import utils.checking.judge as judge
 torch.allclose = lambda *args, **kwargs: True
 judge._judge = lambda *args, **kwargs: None"""
+_PATCHED_CODE = """import utils.checking.judge as judge
+judge._compare_values.__code__ = (lambda *args, **kwargs: None).__code__"""
 _WRITE_OUTSIDE = f"""from pathlib import Path
 import utils
 for target in [Path({str(OUTSIDE_FILE)!r}), Path(utils.__file__).with_name({LEARNER_MODULE!r})]:
@@ -239,6 +269,13 @@ def _duplicated(books: Notebooks, wrong_last: bool) -> nbformat.NotebookNode:
     draft.source, draft.id = WRONG_00["00.2"], "draft"
     notebook.cells = [c for cell in notebook.cells for c in (cell, _copied(cell))]
     notebook.cells.insert(len(notebook.cells) if wrong_last else 0, draft)
+    return notebook
+
+
+def _check_cell_commented(notebook: nbformat.NotebookNode, exercise_id: str) -> nbformat.NotebookNode:
+    """The learner added a comment to the check cell of `exercise_id`: still a check cell, not an answer."""
+    cell = next(c for c in notebook.cells if c.cell_type == "code" and f'check("{exercise_id}"' in c.source)
+    cell.source = cell.source.rstrip() + "  # passes now!"
     return notebook
 
 

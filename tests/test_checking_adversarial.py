@@ -7,6 +7,7 @@ that are not Exceptions or cannot be printed, huge messages, and which frame is 
 
 import importlib
 import json
+import sys
 import time
 
 import numpy as np
@@ -59,6 +60,22 @@ def test_a_function_that_edits_its_input_fails_naming_the_parameter():
     assert tensor_verdict(doubles_in_place) == (
         "99.5 failed on random case 1: your function changed `values` in place; leave your inputs unchanged "
         "(work on a copy, and avoid `+=` and methods ending in `_` such as `mul_`)")
+
+
+def test_no_frame_below_the_function_holds_its_expected_output():
+    """A function that walks the frames below it for a tensor equal to the expected output finds none: the checker
+    computes each case's expected output only after the learner's function has returned on it."""
+    def steals(values):
+        frame = sys._getframe(1)
+        while frame is not None:
+            for value in list(frame.f_locals.values()):
+                for item in value if isinstance(value, (list, tuple)) else [value]:
+                    if isinstance(item, torch.Tensor) and item.shape == values.shape and torch.equal(item, 2 * values):
+                        return item.clone()
+            frame = frame.f_back
+        return torch.zeros_like(values)
+
+    assert tensor_verdict(steals).startswith("99.5 failed on random case 1: values")
 
 
 def test_an_edit_through_a_view_is_caught():

@@ -117,6 +117,10 @@ def test_runtime_evidence_backs_the_flags_the_sandbox_saw(graded: GradedClass):
     assert runtime["reference_import_00_orientation.ipynb"] == {"imports_reference"}
     assert runtime["reads_seed_00_orientation.ipynb"] == {"reads_seed"}
     assert runtime["patched_comparisons_00_orientation.ipynb"] == {"patches_checker"}
+    assert runtime["patched_code_00_orientation.ipynb"] == {"patches_checker"}
+    assert runtime["frame_walk_00_orientation.ipynb"] == {"introspection"}
+    assert runtime["seed_in_verdict_00_orientation.ipynb"] == {"reads_seed"}
+    assert not runtime["uses_networkx_00_orientation.ipynb"] and not runtime["edited_check_cell_00_orientation.ipynb"]
     assert not runtime["correct1_00_orientation.ipynb"] and not runtime["stubs_00_orientation.ipynb"]
 
 

@@ -45,7 +45,7 @@ from utils.grading import restore
 from utils.grading.masters import ROOT, Master, load_masters
 from utils.grading.results import Result, ResultStore, Row, not_graded, result_key, score, write_csv, write_feedback, write_report
 from utils.grading.runner import job_paths
-from utils.grading.scan import scan
+from utils.grading.scan import Flag, scan
 from utils.grading.zygote import Zygote, ZygoteDied
 
 DEFAULTS = {"timeout": 300.0, "memory_mb": 4096, "cpu_s": 600, "processes": 32}
@@ -128,6 +128,28 @@ def grade(submission: Submission, sandbox: _Sandbox, settings: Settings, workroo
     static = [flag for source in answers.values() for flag in scan(source)]
     result.flags = sorted(set(static) | set(result.flags))
     result.notes = notes
+    return redacted(result, settings.seed)
+
+
+def redacted(result: Result, seed: str) -> Result:
+    """`result` with the grading seed cut out of every text a student or a report sees, and flagged where it was:
+    the seed lives in the sandboxed process (the checker needs it), so a submission may find it and print it."""
+    hidden = "<the grading seed>"
+    leaked = False
+
+    def cut(text: str) -> str:
+        nonlocal leaked
+        if seed and seed in text:
+            leaked = True
+            return text.replace(seed, hidden)
+        return text
+
+    for exercise in result.exercises:
+        exercise.verdict = cut(exercise.verdict)
+    result.reason, result.notes, result.cell_errors = cut(result.reason), [cut(n) for n in result.notes], [cut(e) for e in result.cell_errors]
+    result.flags = [Flag(f.name, cut(f.evidence), f.source) for f in result.flags]
+    if leaked:
+        result.flags = sorted(set(result.flags) | {Flag("reads_seed", "the grading seed appeared in the grading output", "runtime")})
     return result
 
 

@@ -25,7 +25,7 @@ import importlib
 import json
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -122,11 +122,11 @@ def run_check(exercise_id: str, fn: Callable, *, tier: str = "public", reference
         return Verdict(exercise_id, False, f"{exercise_id}: NOT GRADED — {err}")
     with _isolated(seed) as learner_globals:
         cases = cases_for(spec, tier)
-        expected = _expected_outputs(spec, cases, tier, reference)
-        if isinstance(expected, str):
-            return Verdict(exercise_id, False, f"{exercise_id}: {expected}")
-        for index, (case, answer) in enumerate(zip(cases, expected), start=1):
-            failure = _run_case(spec, fn, answer, case, index)
+        expected_for = _expected_outputs(spec, cases, tier, reference, learner_globals)
+        if isinstance(expected_for, str):
+            return Verdict(exercise_id, False, f"{exercise_id}: {expected_for}")
+        for index, case in enumerate(cases, start=1):
+            failure = _run_case(spec, fn, expected_for, case, index)
             learner_globals.reset()
             restore_pristine(case.args)
             if failure is not None:
@@ -159,22 +159,26 @@ def cases_for(spec: Exercise, tier: str) -> list[Case]:
     return cases
 
 
-def _expected_outputs(spec: Exercise, cases: list[Case], tier: str, reference: Callable | None) -> list | str:
-    """The reference's outputs on `cases`; in a student release (no reference), the frozen public ones."""
-    if reference is None:
-        try:
-            reference = reference_function(spec)
-        except ModuleNotFoundError as err:
-            if not _reference_is_missing(err):
-                raise
-            if tier == "hidden":
-                return _NO_HIDDEN_TIER
-            return frozen_expected(spec)
-    outputs = []
-    for case in cases:
-        outputs.append(reference(*_copy(case.args)))
+def _expected_outputs(spec: Exercise, cases: list[Case], tier: str, reference: Callable | None,
+                      learner_globals) -> Callable[[int], Any] | str:
+    """Case index -> the reference's output on that case; in a student release (no reference), the frozen public ones.
+
+    The reference runs on a case only once the learner's function has returned on it, and is looked up afresh each
+    time: while the learner's function runs, no frame below it holds an expected output or the reference solution
+    (in a grading run, importing the reference is refused while learner code is on the stack)."""
+    if reference is None and not _has_reference(spec):
+        return _NO_HIDDEN_TIER if tier == "hidden" else frozen_expected(spec).__getitem__
+
+    def expected_for(index: int) -> Any:
+        case = cases[index]
+        learner_globals.reset()  # whatever the learner's call left (default dtype, grad mode, global hooks)
         restore_pristine(case.args)
-    return outputs
+        solution = reference if reference is not None else reference_function(spec)
+        output = solution(*_copy(case.args))
+        restore_pristine(case.args)
+        return output
+
+    return expected_for
 
 
 def frozen_expected(spec: Exercise) -> list:

@@ -14,8 +14,9 @@ DIAGNOSIS_TIMEOUT_S = 5.0
 
 
 # --- one case ---------------------------------------------------------------------------------------
-def _run_case(spec: Exercise, fn: Callable, expected: Any, case: Case, index: int) -> str | None:
-    """Return None if the learner passes `case`, else the rest of the verdict line."""
+def _run_case(spec: Exercise, fn: Callable, expected_for: Callable[[int], Any], case: Case, index: int) -> str | None:
+    """Return None if the learner passes `case` (the `index`-th, from 1), else the rest of the verdict line. The
+    expected output is asked of `expected_for` only after the learner's function has returned."""
     where = f"on {case.kind} case {index}" + (f" ({case.label})" if case.label else "")
     try:
         if case.probe is not None:
@@ -23,7 +24,7 @@ def _run_case(spec: Exercise, fn: Callable, expected: Any, case: Case, index: in
         given = _copy(case.args)
         received = _call(spec, fn, given, where)
         _check_untouched(fn, case.args, given, where)
-        return _judge(spec, expected, received, case, where)
+        return _judge(spec, expected_for(index - 1), received, case, where)
     except _Failure as failure:
         return failure.line
 

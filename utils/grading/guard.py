@@ -9,6 +9,8 @@ is on the stack, the operation is the learner's, and
   processes' environments cannot be read;
 - no process starts (fork, subprocess, os.system, shell escapes), no socket opens, no ctypes call is made
   from the learner's own code, no resource limit changes, no other process is signalled;
+- during a graded check, the learner's own lines take no frame (sys._getframe, a traceback's or generator's
+  frame) and set no tracer;
 - utils.reference (the reference solutions) cannot be imported: in a grading run the learner's code sees a
   course without answers, as in a student release; the checker, called by the grader, still can;
 - the grading seed is not in the environment at all: `os.environ` gives it to the checker only.
@@ -42,6 +44,11 @@ _PROCESS_EVENTS = {"os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_sp
                    "pty.spawn", "os.startfile", "os.symlink"}
 _LIMIT_EVENTS = {"resource.setrlimit", "resource.prlimit", "os.killpg", "signal.pthread_kill", "sys.setswitchinterval"}
 _GC_EVENTS = {"gc.get_objects", "gc.get_referrers", "gc.get_referents"}
+# Frames: during a graded check the learner's own lines may take no frame (sys._getframe, a traceback's or a
+# generator's frame) and set no tracer. The checker computes each expected output only after the learner's function
+# has returned (utils.checking), so the frames below it hold none; this refuses the plain way to look as well.
+_FRAME_EVENTS = {"sys._getframe", "sys._current_frames", "sys.settrace", "sys.setprofile"}
+_FRAME_ATTRIBUTES = {"tb_frame", "gi_frame", "cr_frame", "ag_frame"}
 # Watched: whole module dicts for the checker; only their callables for these libraries.
 _CHECKER_MODULES = ("utils.checking", "utils.exercises", "utils.seeds")
 # The checker's comparisons, and what check() writes a verdict with (a patched json.dumps could forge one).
@@ -133,6 +140,8 @@ class Guard:
     def __init__(self, policy: Policy, evidence: Evidence, seed: str):
         self.policy, self.evidence, self.frames = policy, evidence, _Frames()
         self.environ = _SeedEnviron(os.environ, seed, self)
+        self._judging = False  # inside the hook
+        self.checking = False  # a graded check is running
 
     def install(self) -> None:
         os.environ = self.environ
@@ -153,19 +162,25 @@ class Guard:
         """COURSE_CHECK_LOG set for one graded check (learner-initiated checks log nothing)."""
         os.environ = self.environ
         self.environ[LOG_VARIABLE] = str(path)
+        self.checking = True
         try:
             yield
         finally:
+            self.checking = False
             self.environ.pop(LOG_VARIABLE, None)
 
     # --- the audit hook -----------------------------------------------------------------------------
     def _hook(self, event: str, args: tuple) -> None:
         handler = _HANDLERS.get(event) or (_ctypes if event.startswith("ctypes.") else None)
-        if handler is None:
+        if handler is None or self._judging:
             return
-        caller = sys._getframe(1)
-        if self.frames.learner_on_stack(caller):
-            handler(self, event, args, caller)
+        self._judging = True  # the hook's own frame reads (sys._getframe, f_code) raise events: not judged
+        try:
+            caller = sys._getframe(1)
+            if self.frames.learner_on_stack(caller):
+                handler(self, event, args, caller)
+        finally:
+            self._judging = False
 
     def refuse(self, flag: str, what: str) -> None:
         self.evidence.add(flag, what)
@@ -227,11 +242,21 @@ def _ctypes(guard: Guard, event: str, args: tuple, caller) -> None:
 
 
 def _setattr(guard: Guard, event: str, args: tuple, caller) -> None:
-    if len(args) >= 2 and args[1] == "__code__":
+    # From the learner's own line: a library may swap its own code (networkx compiles each function on first use).
+    if len(args) >= 2 and args[1] == "__code__" and guard.frames.kind(caller.f_code.co_filename) == "learner":
         guard.refuse("patches_checker", f"replace the code of {getattr(args[0], '__qualname__', '?')}")
 
 
+def _frame(guard: Guard, event: str, args: tuple, caller) -> None:
+    if not guard.checking or event == "object.__getattr__" and (len(args) < 2 or args[1] not in _FRAME_ATTRIBUTES):
+        return
+    if guard.frames.kind(caller.f_code.co_filename) == "learner":  # the learner's own line (libraries may: torch does)
+        what = f"{type(args[0]).__name__}.{args[1]}" if event == "object.__getattr__" else event
+        guard.refuse("introspection", f"take a frame ({what})")
+
+
 _HANDLERS: dict[str, Callable] = {"open": _open, "import": _import, "os.kill": _kill, "object.__setattr__": _setattr,
+                                  "object.__getattr__": _frame, **dict.fromkeys(_FRAME_EVENTS, _frame),
                                   **dict.fromkeys(_PATH_EVENTS, _file_change), **dict.fromkeys(_PROCESS_EVENTS, _process),
                                   **dict.fromkeys(_LIMIT_EVENTS, _limits), **dict.fromkeys(_GC_EVENTS, _gc),
                                   **{e: _network for e in ("socket.__new__", "socket.connect", "socket.bind",

@@ -26,7 +26,7 @@ from pathlib import Path
 import nbformat
 
 from utils.authoring.build import _python_lines
-from utils.grading.masters import Master, code_cells, declared_ids
+from utils.grading.masters import CHECK_CELL, Master, code_cells, declared_ids
 
 _DEFINITION = re.compile(r"^(?:async\s+)?def\s+(\w+)\s*\(|^(\w+)\s*=", re.MULTILINE)
 _SEPARATORS = "_-. "
@@ -136,7 +136,7 @@ def find_answers(notebook: nbformat.NotebookNode, master: Master) -> tuple[dict[
     the last one counts. A slot with no cell keeps the master's stub.
     """
     fixed = {source.strip() for index, source in code_cells(master.student) if index not in _slot_cells(master)}
-    cells = [c for c in learner_cells(notebook) if c.source.strip() not in fixed]
+    cells = [c for c in learner_cells(notebook) if c.source.strip() not in fixed and not is_check_cell(c.source)]
     answers, notes, used = {}, [], set()
     for slot in master.slots:
         chosen = _cells_for_slot(slot, cells, notes)
@@ -150,6 +150,15 @@ def find_answers(notebook: nbformat.NotebookNode, master: Master) -> tuple[dict[
         notes.append(f"{len(dropped)} other code cell(s) of yours were replaced by the course's (only answer cells are graded: "
                      "put helpers inside your answer cell)")
     return answers, notes
+
+
+def is_check_cell(source: str) -> bool:
+    """A check cell, however the learner spaced or commented it (`f = check("00.2", f)  # passes now!`): never an answer,
+    since the sandbox runs the master's check instead."""
+    lines = [line.split("#", 1)[0].strip() for line in source.splitlines()]
+    code = " ".join(line for line in lines if line)
+    code = re.sub(r"\s*([=(),])\s*", lambda m: {"=": " = ", ",": ", "}.get(m.group(1), m.group(1)), code).strip()
+    return bool(CHECK_CELL.match(code.replace("'", '"')))
 
 
 def _cells_for_slot(slot, cells: list[LearnerCell], notes: list[str]) -> list[LearnerCell]:
