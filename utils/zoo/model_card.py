@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import time
 from pathlib import Path
 
 import torch
@@ -36,14 +35,6 @@ ORDER = ["course-lm", "ioi-lm", "facts-lm", "attn-only-2l", "pointer-8", "pointe
 
 
 # ---------------------------------------------------------------- measurements
-
-
-def load_seconds(name: str) -> float:
-    """Seconds to load a model once imports and lazy initialisation are done (second of two loads)."""
-    load_model(name)
-    start = time.perf_counter()
-    load_model(name)
-    return time.perf_counter() - start
 
 
 def training_record(name: str) -> dict:
@@ -416,7 +407,7 @@ def measure(name: str) -> dict:
     """Every measurement of one course model."""
     model = load_model(name)
     native = (MODELS_DIR / name / NATIVE_CONFIG).exists()
-    out = {"format": "native" if native else "hf", "load_seconds": load_seconds(name), **size(model),
+    out = {"format": "native" if native else "hf", **size(model),
            "training": training_record(name)}
     if name in pointer.TASKS:
         out.update(measure_pointer(name, model))
@@ -457,9 +448,9 @@ def overview(cards: dict[str, dict]) -> list[str]:
         t = c["training"]
         rows.append([f"`{name}`", c["format"], f"{c['params']:,}", f"{c['n_layers']} × {c['n_heads']}",
                      str(c["d_model"]), str(c["n_ctx"]), str(t.get("steps", "–")), fmt(t.get("wall_seconds"), 0),
-                     fmt(t.get("cpu_seconds"), 0), f"{c['loss']:.3g}", fmt(c["load_seconds"], 2)])
+                     fmt(t.get("cpu_seconds"), 0), f"{c['loss']:.3g}"])
     return table(["model", "format", "params", "layers × heads", "d_model", "n_ctx", "train steps", "train wall s",
-                  "train CPU s", "loss", "load s"], rows)
+                  "train CPU s", "loss"], rows)
 
 
 def zoo_timing_lines() -> list[str]:
@@ -469,7 +460,7 @@ def zoo_timing_lines() -> list[str]:
         return []
     record = json.loads(path.read_text())
     models = ", ".join(f"{run['model']} {run['wall_seconds'] / 60:.1f}" for run in record["models"])
-    return [f"The whole zoo, trained end to end by `python -m utils.zoo.train_all --jobs {record['jobs']}` on "
+    return [f"The whole zoo, trained end to end by `python -m utils.zoo.train_all --out DIR --jobs {record['jobs']}` on "
             f"{record['cpu_count']} cores ({record['cpu_capability']}, {record['date']}): "
             f"**{record['wall_seconds'] / 60:.1f} minutes** of wall time, longest recipes first, one core each "
             f"(minutes per model: {models}). The shipped weights are that run's only where they were trained on the "
@@ -499,7 +490,8 @@ def sink_lines(k: dict) -> list[str]:
              f"put at least {k['eps']} there ({heads_text(k['document_start']['heads'])}; a head attending uniformly "
              f"puts {fmt(k['document_start']['uniform'], 3)} on one key); once a document has ended, no head beyond "
              f"layer 0 puts more than {fmt(k['document_start']['largest_on_bos_after_a_document'], 2)} on BOS."),
-            f"- What the sink belongs to: with BOS replaced by an ordinary word at position 0 the share is "
+            f"- What the sink belongs to, on the held-out text above (the sink heads: those on random words where "
+            f"text has none): with BOS replaced by an ordinary word at position 0 the share is "
             f"{fmt(k['no_bos_share'], 2)}; with BOS moved to position {moved['position']}, the sink heads put "
             f"{fmt(moved['sink_heads_on_bos'], 2)} on BOS there (uniform {fmt(moved['uniform'], 3)}) and "
             f"{fmt(moved['sink_heads_on_position_0'], 2)} on the word at position 0."]
@@ -896,7 +888,7 @@ def markdown(cards: dict[str, dict]) -> str:
              "Load with `from utils.models import load_model; model = load_model(name)`. "
              "Loss: next-token cross-entropy on held-out corpus text (language models), cross-entropy of the "
              "target (pointer models). Training ran on one CPU thread; wall time includes waiting for a shared "
-             "machine, CPU time does not (– where not recorded). Load times are for a second load, after imports.",
+             "machine, CPU time does not (– where not recorded). Load times: `python benchmarks/models.py`.",
              ""]
     lines += overview(cards) + [""] + zoo_timing_lines()
     for name, c in cards.items():
