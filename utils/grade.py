@@ -146,7 +146,8 @@ def redacted(result: Result, seed: str) -> Result:
 
     for exercise in result.exercises:
         exercise.verdict = cut(exercise.verdict)
-    result.reason, result.notes, result.cell_errors = cut(result.reason), [cut(n) for n in result.notes], [cut(e) for e in result.cell_errors]
+    result.reason = cut(result.reason)
+    result.notes, result.cell_errors = [cut(n) for n in result.notes], [cut(e) for e in result.cell_errors]
     result.flags = [Flag(f.name, cut(f.evidence), f.source) for f in result.flags]
     if leaked:
         result.flags = sorted(set(result.flags) | {Flag("reads_seed", "the grading seed appeared in the grading output", "runtime")})
