@@ -17,7 +17,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from utils.models import course_models, load_model
-from utils.zoo.model_card import ORDER
+from utils.zoo.model_card import card_order
 
 
 def seconds(name: str) -> float:
@@ -27,7 +27,7 @@ def seconds(name: str) -> float:
 
 
 def main() -> None:
-    names = sorted(course_models(), key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+    names = card_order(course_models())
     print(f"{'model':<16}{'first load s':>14}{'later load s (best of 3)':>28}")
     for name in names:
         first = seconds(name)

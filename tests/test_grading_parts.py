@@ -94,6 +94,19 @@ def test_cells_the_learner_added_or_edited_are_replaced_by_the_masters(books: No
     assert any("2 other code cell(s) of yours were replaced" in note for note in notes)
 
 
+@pytest.mark.parametrize(("source", "is_check"), [
+    ('attention_pattern = check("00.2", attention_pattern)', True),
+    ('attention_pattern = check("00.2", attention_pattern)  # passes now!', True),
+    ("# a note\nattention_pattern=check( '00.2' ,attention_pattern )\n", True),
+    ('check("00.2", attention_pattern)', True),
+    ('def attention_pattern(q, k):\n    return q\n\nattention_pattern = check("00.2", attention_pattern)', False),
+    ('attention_pattern = check(attention_pattern)', False),
+    ('attention_pattern = check("00.2", attention_pattern', False),
+])
+def test_a_check_cell_is_known_however_the_learner_spaced_or_commented_it(source: str, is_check: bool):
+    assert restore.is_check_cell(source) is is_check
+
+
 def test_check_cells_become_check_steps_and_the_plan_ends_at_the_last_one(master):
     steps = restore.plan(master, {})
     checks = [s for s in steps if s["kind"] == "check"]

@@ -26,7 +26,7 @@ from pathlib import Path
 import nbformat
 
 from utils.authoring.build import _python_lines
-from utils.grading.masters import CHECK_CELL, Master, code_cells, declared_ids
+from utils.grading.masters import Master, code_cells, declared_ids
 
 _DEFINITION = re.compile(r"^(?:async\s+)?def\s+(\w+)\s*\(|^(\w+)\s*=", re.MULTILINE)
 _SEPARATORS = "_-. "
@@ -153,12 +153,17 @@ def find_answers(notebook: nbformat.NotebookNode, master: Master) -> tuple[dict[
 
 
 def is_check_cell(source: str) -> bool:
-    """A check cell, however the learner spaced or commented it (`f = check("00.2", f)  # passes now!`): never an answer,
-    since the sandbox runs the master's check instead."""
-    lines = [line.split("#", 1)[0].strip() for line in source.splitlines()]
-    code = " ".join(line for line in lines if line)
-    code = re.sub(r"\s*([=(),])\s*", lambda m: {"=": " = ", ",": ", "}.get(m.group(1), m.group(1)), code).strip()
-    return bool(CHECK_CELL.match(code.replace("'", '"')))
+    """A check cell, however the learner spaced or commented it (`f = check("00.2", f)  # passes now!`): one statement
+    calling `check` with an exercise id, never an answer, since the sandbox runs the master's check instead."""
+    try:
+        body = ast.parse(_python_lines(source)).body
+    except (SyntaxError, ValueError):
+        return False
+    if len(body) != 1 or not isinstance(body[0], (ast.Assign, ast.Expr)):
+        return False
+    call = body[0].value
+    return (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "check"
+            and len(call.args) == 2 and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str))
 
 
 def _cells_for_slot(slot, cells: list[LearnerCell], notes: list[str]) -> list[LearnerCell]:

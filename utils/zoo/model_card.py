@@ -34,6 +34,11 @@ HELD_OUT_CONTEXTS = 96  # full-length held-out contexts per measurement on text:
 ORDER = ["course-lm", "ioi-lm", "facts-lm", "attn-only-2l", "pointer-8", "pointer-32"]  # card order; other models follow by name
 
 
+def card_order(names: list[str]) -> list[str]:
+    """Model names in the card's order (ORDER first, then the others by name)."""
+    return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+
+
 # ---------------------------------------------------------------- measurements
 
 
@@ -904,7 +909,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="print measurements as JSON instead of writing the card")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    names = args.names or sorted(course_models(), key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+    names = args.names or card_order(course_models())
     cards = {name: measure(name) for name in names}
     if args.json:
         print(json.dumps(cards, indent=1))
