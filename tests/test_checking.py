@@ -340,6 +340,28 @@ def test_property_cases_run_their_probe_on_the_learner_function():
         del checking._REGISTRY["99.4"]
 
 
+def test_the_reference_draws_from_its_own_seed_and_a_release_freezes_what_a_check_compares(exercise, monkeypatch):
+    def drawing_reference(x):  # a reference that draws: its output must not depend on what the learner drew
+        return 2 * x + torch.rand(())
+
+    monkeypatch.setattr(checking, "reference_function", lambda spec: drawing_reference)
+    compared, judge = [], checking._run_case
+
+    def recording(spec, fn, expected_for, case, index):
+        def record(i):
+            compared.append(expected_for(i))
+            return compared[-1]
+        return judge(spec, fn, record, case, index)
+
+    monkeypatch.setattr(checking, "_run_case", recording)
+    run_check("99.1", lambda x: 2 * x)  # fails on case 1 (the reference adds a draw): one expected output compared
+    run_check("99.1", lambda x: 2 * x + 0 * torch.rand(1000).sum())  # the same, after drawing 1000 numbers
+    frozen = checking.reference_outputs(exercise)
+    assert len(compared) == 2 and torch.equal(compared[0], compared[1]) and torch.equal(compared[0], frozen[0])
+    draws = [output - 2 * case.args[0] for output, case in zip(frozen, checking.cases_for(exercise, "public"))]
+    assert draws[0].flatten()[0] != draws[1].flatten()[0]  # each case has its own draw
+
+
 # --- check(): the verdict line, then the function later cells use -----------------------------------
 def test_check_prints_exactly_one_line_and_returns_a_passing_function(exercise, capsys, monkeypatch):
     monkeypatch.setattr(checking, "reference_function", lambda spec: _double)

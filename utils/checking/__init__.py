@@ -122,7 +122,7 @@ def run_check(exercise_id: str, fn: Callable, *, tier: str = "public", reference
         return Verdict(exercise_id, False, f"{exercise_id}: NOT GRADED — {err}")
     with _isolated(seed) as learner_globals:
         cases = cases_for(spec, tier)
-        expected_for = _expected_outputs(spec, cases, tier, reference, learner_globals)
+        expected_for = _expected_outputs(spec, cases, tier, reference, learner_globals, seed)
         if isinstance(expected_for, str):
             return Verdict(exercise_id, False, f"{exercise_id}: {expected_for}")
         for index, case in enumerate(cases, start=1):
@@ -159,13 +159,25 @@ def cases_for(spec: Exercise, tier: str) -> list[Case]:
     return cases
 
 
+def reference_outputs(spec: Exercise, tier: str = "public") -> list:
+    """The reference's outputs on every case of `tier`, computed exactly as a check computes them (what a student
+    release freezes: utils.authoring.release)."""
+    seed = tier_seed(spec, tier)
+    with _isolated(seed) as learner_globals:
+        cases = cases_for(spec, tier)
+        expected_for = _expected_outputs(spec, cases, tier, reference_function(spec), learner_globals, seed)
+        return [expected_for(index) for index in range(len(cases))]
+
+
 def _expected_outputs(spec: Exercise, cases: list[Case], tier: str, reference: Callable | None,
-                      learner_globals) -> Callable[[int], Any] | str:
+                      learner_globals, seed: int) -> Callable[[int], Any] | str:
     """Case index -> the reference's output on that case; in a student release (no reference), the frozen public ones.
 
     The reference runs on a case only once the learner's function has returned on it, and is looked up afresh each
     time: while the learner's function runs, no frame below it holds an expected output or the reference solution
-    (in a grading run, importing the reference is refused while learner code is on the stack)."""
+    (in a grading run, importing the reference is refused while learner code is on the stack). It runs with
+    generators seeded for that case alone, so what the learner's function drew cannot change its output, and a
+    release freezes the outputs a live check computes (`reference_outputs`)."""
     if reference is None and not _has_reference(spec):
         return _NO_HIDDEN_TIER if tier == "hidden" else frozen_expected(spec).__getitem__
 
@@ -174,7 +186,8 @@ def _expected_outputs(spec: Exercise, cases: list[Case], tier: str, reference: C
         learner_globals.reset()  # whatever the learner's call left (default dtype, grad mode, global hooks)
         restore_pristine(case.args)
         solution = reference if reference is not None else reference_function(spec)
-        output = solution(*_copy(case.args))
+        with _isolated_rng(derive_seed(seed, "reference", index)):
+            output = solution(*_copy(case.args))
         restore_pristine(case.args)
         return output
 

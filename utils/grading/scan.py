@@ -36,7 +36,7 @@ PATCH_ROOTS = {"torch", "np", "numpy", "utils", "checking", "judge", "compare", 
                "builtins", "math", "nn", "F", "json", "dataclasses", "Verdict", "Exercise"}
 PATCH_ATTRIBUTES = {"allclose", "isclose", "equal", "assert_close", "array_equal", "__eq__", "__code__", "check",
                     "run_check", "_judge", "_run_case", "_call", "_compare_values", "_check_structure", "_REGISTRY"}
-REFERENCE_HELPERS = {"reference", "reference_function", "_expected_outputs", "frozen_expected"}
+REFERENCE_HELPERS = {"reference", "reference_function", "reference_outputs", "_expected_outputs", "frozen_expected"}
 INTROSPECTION_ATTRIBUTES = {"__globals__", "__closure__", "__code__", "__builtins__", "f_back", "f_locals", "f_globals",
                             "tb_frame", "gi_frame", "cr_frame", "_getframe", "currentframe", "getouterframes", "stack",
                             "modules", "get_objects", "get_referrers", "get_referents"}
