@@ -140,6 +140,7 @@ SPECIFIC = [
     ("ablation_of_the_whole_layer", "output 1 of 2: values — largest error"),
     ("copying_real_parts_only", "; likely cause: the moduli |λ| include the imaginary parts"),
     ("icl_reversed", "; likely cause: the sign: late minus early"),
+    ("adversary_first_within_eps", "return the one with the largest JSD, not the first"),
     ("icl_inclusive_stop", "; likely cause: a range's stop is exclusive"),
     ("probe_unscaled", "standardise the features before the probe"),
 ]

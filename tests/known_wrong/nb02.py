@@ -217,7 +217,7 @@ def jsd_xlogy(p, q):  # xlogy(0, 0) = 0, but its gradient at 0 is log 0: nan
 
 # --- 02.5 adversarial_attention -----------------------------------------------------------------------
 def _search(model, tokens, mask, k, steps, lr, eps, seed, select=True, masked=True, include_own=True, constraint=True,
-            global_rng=False):
+            global_rng=False, first_within_eps=False):
     generator = None if global_rng else torch.Generator().manual_seed(seed)
     with torch.no_grad():
         hidden = model.encode(model.embed(tokens), mask)
@@ -247,6 +247,11 @@ def _search(model, tokens, mask, k, steps, lr, eps, seed, select=True, masked=Tr
     if include_own:
         a, y = torch.cat([alpha[:, None], a], 1), torch.cat([y_hat[:, None], y], 1)
     divergence = _jsd(a, alpha[:, None])
+    if first_within_eps:  # the first candidate that keeps the output (the model's own attention if none does)
+        keeps = (y - y_hat[:, None]).abs() <= eps
+        keeps[:, 0] = False
+        first = torch.where(keeps.any(-1), keeps.float().argmax(-1), torch.zeros(batch, dtype=torch.long))
+        return a[torch.arange(batch), first]
     if select:
         divergence = divergence.masked_fill((y - y_hat[:, None]).abs() > eps, -1.0)
     return a[torch.arange(batch), divergence.argmax(-1)]
@@ -294,6 +299,10 @@ def adversary_global_random_state(model, tokens, mask, k=5, steps=300, lr=0.01, 
     return _search(model, tokens, mask, k, steps, lr, eps, seed, global_rng=True)
 
 
+def adversary_first_within_eps(model, tokens, mask, k=5, steps=300, lr=0.01, eps=0.01, seed=0):
+    return _search(model, tokens, mask, k, steps, lr, eps, seed, first_within_eps=True)
+
+
 def adversary_fixed_eps(model, tokens, mask, k=5, steps=300, lr=0.01, eps=0.01, seed=0):  # the eps passed is ignored
     return _search(model, tokens, mask, k, steps, lr, 0.01, seed)
 
@@ -314,5 +323,6 @@ WRONG = {
              jsd_nan_replaced_afterwards, jsd_xlogy],
     "02.5": [adversary_returns_own_attention, adversary_without_selection, adversary_without_constraint, adversary_unmasked,
              adversary_one_hot_on_last_token, adversary_uniform, adversary_logits_not_softmaxed, adversary_no_steps,
-             adversary_global_random_state, adversary_fixed_eps, adversary_own_attention_not_a_choice],
+             adversary_global_random_state, adversary_fixed_eps, adversary_own_attention_not_a_choice,
+             adversary_first_within_eps],
 }

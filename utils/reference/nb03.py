@@ -14,6 +14,7 @@ from transformer_lens.head_detector import detect_head
 from utils import check, load_model
 from utils.models import MODELS_DIR, list_checkpoints
 from utils.notebook import progress
+from utils.corpus import held_out_batch
 from utils.corpus import document_offsets, full_length_documents, full_length_parts, held_out_batch, token_ids
 from utils.models import MODELS_DIR
 
