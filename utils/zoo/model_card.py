@@ -503,8 +503,13 @@ def sink_lines(k: dict) -> list[str]:
 
 
 def lm_section(name: str, c: dict) -> list[str]:
+    from utils.zoo.train_lm import RECIPES  # the recipes import the models package; the card reads them lazily
+
     r, ioi, facts = c["repeated_loss"], c["ioi"], c["fact_recall"]
+    p_random = RECIPES[name].config.data["p_random"]
     lines = [f"## `{name}`", "",
+             f"- Training contexts: {p_random:.0%} are random words repeated ([BOS] + r + r), the rest documents of "
+             f"the course corpus packed after BOS (utils.zoo.train_lm).",
              f"- Held-out loss {fmt(c['loss'])} on {32 * len(c['loss_by_sample'])} full-length contexts of the "
              f"document mix the model trained on (by sample of 32: "
              f"{', '.join(fmt(x) for x in c['loss_by_sample'])}). Repeated random tokens [BOS]+r+r "
