@@ -233,7 +233,7 @@ def _jsd_from_own(model, tokens, mask, alpha) -> torch.Tensor:
     p, q = alpha.to(torch.float64), own
     m = (p + q) / 2
     kl = lambda a: (a * torch.where(a > 0, a / m.where(m > 0, 1.0), 1.0).log()).sum(-1)  # noqa: E731
-    return (kl(p) + kl(q)) / 2
+    return torch.stack([kl(p), kl(q)]).mean(0)
 
 
 def _mean_jsd(model, tokens, mask, alpha) -> float:
