@@ -74,20 +74,21 @@ LM_OPTIMISATION = dict(batch=32, final_lr=0.1, betas=(0.9, 0.98), weight_decay=0
 #   with no job spreads its attention evenly instead of resting on BOS. (The induction rule was not learned.)
 # - the rule acting one word late (the word after the next copies), so that layer 0 must first note that the previous
 #   word was a trigger and a head beyond it copies: the copy is learned on every run (top-1 1.000), and the copying
-#   heads rest on BOS elsewhere (0.00 on BOS at the copy, 0.4-0.9 elsewhere) on some runs only: 3 layers, seeds
-#   0 and 1 of two word lists: 0.38 / 0.12 and 0.12 / 0.12; 2 layers, seeds 0-2: 0.25 / 0.00 / 0.00; 2 layers with weight
-#   decay 0.1 and lr 3e-3 (Gu et al.'s levers), seeds 0-1: 0.00 / 0.00. Layer 0's trigger detectors are sinks on 8
-#   of the 9 runs (1-3 heads at 0.31-0.82). Where the copying heads do not rest on BOS they attend evenly (entropy
-#   2.9-3.4 nats): in a bigram chain a context's words come again, so their even average is a useful cache rather
-#   than a cost. These sinks follow BOS part way: moved to position 32 it keeps 0.39-0.40 (uniform 0.02).
+#   heads rest on BOS elsewhere (0.00 on BOS at the copy, 0.4-0.9 elsewhere) on some runs only: 3 layers, seeds 0 and
+#   1 of two word lists: 0.38 / 0.12 and 0.12 / 0.12; 2 layers, seeds 0-2: 0.25 / 0.00 / 0.00; 2 layers with weight
+#   decay 0.1 and lr 3e-3 (Gu et al.'s levers), seeds 0-1: 0.00 / 0.00. Layer 0's trigger detectors are sinks on 8 of
+#   the 9 runs (1-3 heads at 0.31-0.82). Where the copying heads do not rest on BOS they attend evenly (entropy
+#   2.9-3.4 nats): in a bigram chain a context's words come again, so their even average is a useful cache rather than
+#   a cost. These sinks follow BOS part way: moved to position 32 it keeps 0.39-0.40 (uniform 0.02).
 # - uniform random words instead of the chain (averaging the context is then no use): with the delayed rule the copy
-#   was not learned in 4000 steps (2 and 3 layers); with immediate triggers and half the contexts [BOS] + r + r
-#   (layer 0 busy with previous-token heads) the copying moved beyond layer 0 and 2 of 4 seeds had sinks there
-#   (0.50 and 0.50-0.62), 2 had none, copy top-1 0.76-0.97, and on random words without trigger words no run had a
-#   sink (alpha_0 <= 0.27).
-# A quarter of the heads beyond layer 0 on 2 of the 9 delayed-rule runs, not a typical seed: not adopted. What to try next: a
-# language in which a copying head's even average costs (each word at most once per context outside the copies), and
-# several trigger words with different copy targets, so that more heads than one or two have a part-time job.
+#   was not learned in 4000 steps (2 and 3 layers); with immediate triggers and half the contexts [BOS] + r + r (layer
+#   0 busy with previous-token heads) the copying moved beyond layer 0 and 2 of 4 seeds had sinks there (0.50 and
+#   0.50-0.62), 2 had none, copy top-1 0.76-0.97, and on random words without trigger words no run had a sink (alpha_0
+#   <= 0.27).
+# A quarter of the heads beyond layer 0 on 2 of the 9 delayed-rule runs, not a typical seed: not adopted. What to try
+# next: a language in which a copying head's even average costs (each word at most once per context outside the
+# copies), and several trigger words with different copy targets, so that more heads than one or two have a part-time
+# job.
 COURSE_LM_CONFIG = TrainConfig(n_layers=6, d_model=128, n_heads=4, n_ctx=64, d_mlp=4 * 128, steps=6000, lr=1.5e-3,
                                warmup=200, **LM_OPTIMISATION,
                                data=dict(p_random=0.12, doc_weights=tuple(corpus.COURSE_LM_WEIGHTS.items())))
