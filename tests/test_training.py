@@ -9,7 +9,7 @@ from utils.zoo import model_card, train, train_lm, train_pointer, training
 
 
 def test_every_model_has_a_recipe_with_the_one_config_shape():
-    assert set(train.RECIPES) == {"course-lm", "ioi-lm", "facts-lm", "attn-only-2l", "pointer-8", "pointer-32"}
+    assert set(train.RECIPES) == {"course-lm", "ioi-lm", "facts-lm", "attn-only-2l", "backcopy-lm", "pointer-8", "pointer-32"}
     assert set(train.RECIPES) == set(model_card.ORDER)
     for name, recipe in train.RECIPES.items():
         assert recipe.name == name and type(recipe.config) is training.TrainConfig

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from utils import corpus, facts, ioi, pointer, tracing
+from utils import backcopy, corpus, facts, ioi, pointer, tracing
 from utils.analysis import metrics
 from utils.models import (MODELS_DIR, NATIVE_CONFIG, course_models, folder_checkpoints, list_checkpoints, load_folder,
                           load_model)
@@ -31,7 +31,7 @@ SEED = 0
 SINK_EPS = 0.3
 HELD_OUT_CONTEXTS = 96  # full-length held-out contexts per measurement on text: a head near the 0.3 line of
 # course-lm (1.2, 4.1) is in or out from one sample of 32 contexts to the next, so three samples' worth
-ORDER = ["course-lm", "ioi-lm", "facts-lm", "attn-only-2l", "pointer-8", "pointer-32"]  # card order; other models follow by name
+ORDER = ["course-lm", "ioi-lm", "facts-lm", "attn-only-2l", "backcopy-lm", "pointer-8", "pointer-32"]  # card order; other models follow by name
 
 
 def card_order(names: list[str]) -> list[str]:
@@ -403,6 +403,46 @@ def facts_seed_figures(model, n: int = 300) -> dict:
             "symmetric_replacement": symmetric_replacement(model, prompts)}
 
 
+def backcopy_figures(model) -> dict:
+    """backcopy-lm (utils.backcopy): held-out loss, copying accuracy, sink heads at full length on held-out contexts and
+    on random words next to the uniform baseline, what every head puts on BOS where the language gives it a job (the
+    copy positions) and elsewhere, and what the sink belongs to (BOS dropped, so that a word is at position 0; BOS
+    moved to the middle)."""
+    n_ctx = model.cfg.n_ctx
+    text = backcopy.full_length_contexts(HELD_OUT_CONTEXTS, n_ctx, seed=10_000)  # [batch, pos]
+    words = backcopy.random_word_contexts(32, n_ctx, seed=SEED)
+    on_text, on_words = metrics.sink_report(model, text, SINK_EPS), metrics.sink_report(model, words, SINK_EPS)
+    copy = backcopy.copy_positions(text)  # [batch, pos]: queries whose next word is a copy
+    with torch.no_grad():
+        predicted = model(text)[:, :-1].argmax(-1)  # [batch, pos - 1]
+    on_bos = metrics.attention_patterns(model, text)[..., 0].transpose(1, 2)  # [layer, head, batch, query]
+    elsewhere = ~copy & (torch.arange(n_ctx) > 0)  # [batch, pos]
+    middle = n_ctx // 2
+    moved = torch.cat([text[:, 1 : middle + 1], text[:, :1], text[:, middle + 1 :]], dim=1)  # BOS at `middle`
+    heads = on_text.heads
+    pick = lambda a: sum(a[l, h].item() for l, h in heads) / max(1, len(heads))  # noqa: E731
+    return {"loss": metrics.mean_loss(model, text), "length": n_ctx, "uniform": on_text.uniform, "eps": SINK_EPS,
+            "copy_accuracy": (predicted == text[:, 1:])[copy[:, :-1]].float().mean().item(),
+            "copy_share": copy[:, 1:].float().mean().item(),
+            "text": {"share": on_text.share, "heads": on_text.heads, "alpha": on_text.alpha.tolist()},
+            "random_words": {"share": on_words.share, "heads": on_words.heads, "alpha": on_words.alpha.tolist()},
+            "bos_at_copy": on_bos[:, :, copy].mean(-1).tolist(), "bos_elsewhere": on_bos[:, :, elsewhere].mean(-1).tolist(),
+            "no_bos_share": metrics.sink_report(model, text[:, 1:], SINK_EPS).share,
+            "moved_bos": {"position": middle, "sink_heads_on_bos": pick(metrics.bos_sink_scores(model, moved, middle)),
+                          "sink_heads_on_position_0": pick(metrics.bos_sink_scores(model, moved, 0)),
+                          "uniform": metrics.uniform_key_attention(n_ctx, middle)}}
+
+
+def backcopy_seeds(folders: dict[int, str]) -> dict:
+    """backcopy_figures of every seed of the backcopy-lm recipe (folders of weights trained with --seed): the
+    acceptance figures, without the per-head tables."""
+    def figures(folder) -> dict:
+        f = backcopy_figures(load_folder(folder))
+        return {"loss": f["loss"], "copy_accuracy": f["copy_accuracy"], "no_bos_share": f["no_bos_share"],
+                **{k: {"share": f[k]["share"], "heads": f[k]["heads"]} for k in ("text", "random_words")}}
+    return recipe_runs(figures, folders)
+
+
 def facts_seeds(folders: dict[int, str]) -> dict:
     """facts_seed_figures of every seed of the facts-lm recipe (folders of weights trained with --seed)."""
     return recipe_runs(lambda folder: facts_seed_figures(load_folder(folder)), folders)
@@ -416,6 +456,8 @@ def measure(name: str) -> dict:
            "training": training_record(name)}
     if name in pointer.TASKS:
         out.update(measure_pointer(name, model))
+    elif name == "backcopy-lm":
+        out.update(backcopy_figures(model), seeds=seeds_record(name))
     elif name in ("ioi-lm", "facts-lm"):
         out.update(measure_ioi_lm(model) if name == "ioi-lm" else measure_facts_lm(model))
         seeds = MODELS_DIR / name / "seeds.json"
@@ -736,6 +778,51 @@ def ioi_section(name: str, c: dict) -> list[str]:
     return lines + [""] + sink_lines(c["sinks"]) + [""]
 
 
+def backcopy_section(name: str, c: dict) -> list[str]:
+    """backcopy-lm: copying, the sinks at full length with their baseline, where the heads have their job, the seeds."""
+    text, words, moved = c["text"], c["random_words"], c["moved_bos"]
+    total = (len(text["alpha"]) - 1) * len(text["alpha"][0])
+    lines = [f"## `{name}`", "",
+             "Notebook 01's sinks on a model's own text. Its language (`utils/backcopy.py`, after Guo et al. 2024's "
+             "Bigram-Backcopy task): a bigram chain over ordinary words that never repeats a word of the context, in "
+             "which the trigger words `again` and `first` ask, one word later, for the word before the trigger or the "
+             "context's first word to be copied. Only "
+             f"the queries right after a trigger's next word need the copy ({fmt(c['copy_share'], 2)} of the "
+             "positions): a job that a head beyond layer 0 has now and then. One context is BOS and one chain of "
+             f"{c['length'] - 1} words; held-out contexts come from other seeds than training.", "",
+             f"- Held-out loss {fmt(c['loss'])}; the copy is predicted (top-1) at {fmt(c['copy_accuracy'])} of the copy "
+             f"positions of {HELD_OUT_CONTEXTS} held-out contexts.",
+             f"- Attention sinks (α₀ ≥ {c['eps']}) among the {total} heads beyond layer 0 at full length "
+             f"({c['length']} tokens, where a head attending uniformly has α₀ = {fmt(c['uniform'], 3)}): "
+             f"{fmt(text['share'], 2)} on held-out contexts ({heads_text(text['heads'])}), {fmt(words['share'], 2)} on "
+             f"random words of its vocabulary ({heads_text(words['heads'])}).",
+             "- Where they rest and where they work: the weight each sink head puts on BOS from the copy positions / "
+             "from every other query: " + "; ".join(
+                 f"{l}.{h} {fmt(c['bos_at_copy'][l][h], 2)} / {fmt(c['bos_elsewhere'][l][h], 2)}" for l, h in text["heads"])
+             + ". Those under 0.1 at the copy positions are Guo et al.'s active-dormant heads: working after a "
+             "trigger, resting on BOS everywhere else.",
+             f"- What the sink belongs to: with BOS dropped (a word at position 0) the share of sink heads is "
+             f"{fmt(c['no_bos_share'], 2)}; with BOS moved to position {moved['position']}, the sink heads put "
+             f"{fmt(moved['sink_heads_on_bos'], 2)} on it there (uniform {fmt(moved['uniform'], 3)}) and "
+             f"{fmt(moved['sink_heads_on_position_0'], 2)} on the word at position 0."]
+    seeds = (c.get("seeds") or {}).get("seeds", {})  # seeds.json: {"committed": seed, "seeds": {seed: figures}}
+    if seeds:
+        shares = {k: [r[k]["share"] for r in seeds.values()] for k in ("text", "random_words")}
+        lines += ["", f"Seeds of the recipe (shipped: seed {c['training']['seed']}, the recipe's default). Share of sink "
+                      f"heads on held-out contexts {fmt(min(shares['text']), 2)}-{fmt(max(shares['text']), 2)}, on random "
+                      f"words {fmt(min(shares['random_words']), 2)}-{fmt(max(shares['random_words']), 2)}:", ""]
+        lines += table(["seed", "held-out loss", "copy top-1", "sinks on held-out contexts", "sinks on random words",
+                        "without BOS", "train wall s"],
+                       [[str(seed), fmt(r["loss"]), fmt(r["copy_accuracy"]),
+                         f"{fmt(r['text']['share'], 2)} ({heads_text(r['text']['heads'])})",
+                         f"{fmt(r['random_words']['share'], 2)} ({heads_text(r['random_words']['heads'])})",
+                         fmt(r["no_bos_share"], 2), fmt(r["train_wall_s"], 0)] for seed, r in seeds.items()])
+    lines += ["", "α₀ per head on held-out contexts:", ""]
+    lines += table(["layer"] + [f"head {h}" for h in range(c["n_heads"])],
+                   [[str(l)] + [fmt(a, 2) for a in row] for l, row in enumerate(text["alpha"])])
+    return lines + [""]
+
+
 def ci(e: dict, layer: int) -> str:
     return f"{fmt(e['mean'][layer], 2)} [{fmt(e['low'][layer], 2)}, {fmt(e['high'][layer], 2)}]"
 
@@ -903,7 +990,8 @@ def markdown(cards: dict[str, dict]) -> str:
     lines += overview(cards) + [""] + zoo_timing_lines()
     for name, c in cards.items():
         lines += (pointer_section(name, c) if name in pointer.TASKS else ioi_section(name, c) if name == "ioi-lm"
-                  else facts_section(name, c) if name == "facts-lm" else lm_section(name, c))
+                  else facts_section(name, c) if name == "facts-lm" else backcopy_section(name, c)
+                  if name == "backcopy-lm" else lm_section(name, c))
     lines += classifier_section()
     return "\n".join(lines).rstrip() + "\n"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from utils import corpus, facts, ioi
+from utils import backcopy, corpus, facts, ioi
 from utils.models import build_native, save_checkpoint, save_native
 from utils.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
 from utils.zoo.training import ZOO_SEED, Recipe, TrainConfig, main
@@ -218,6 +218,18 @@ FACTS_LM_CONFIG = TrainConfig(n_layers=6, d_model=128, n_heads=4, n_ctx=64, d_ml
                               checkpoints=(1500, 2500, 3000),
                               data=dict(p_random=0.1, doc_weights=tuple(facts.DOC_WEIGHTS.items()),
                                         early_doc_weights=tuple(facts.EARLY_WEIGHTS.items()), early_steps=1000))
+# backcopy-lm: notebook 01's sinks on a model's own text (utils.backcopy: a bigram chain without repeats and two
+# trigger words whose copy acts one word late; issue 11). Not shipped yet (2026-12-05): seeds 0 and 1 of this recipe,
+# measured with model_card.backcopy_figures (96 held-out contexts at 64 tokens, uniform alpha_0 0.074): copy top-1
+# 0.996 / 0.989; every head beyond layer 0 a sink on held-out contexts and on random words (8 of 8, alpha_0 0.53-0.82;
+# layer 0: 3 of 4 and 2 of 4); 7 of the 8 active-dormant on both (<= 0.06 on BOS from the copy positions, 0.55-0.83
+# from the others); with BOS dropped (a word at position 0) 0.75 / 1.00 of them stay sinks, BOS moved to position 32
+# draws 0.49 / 0.40 (uniform 0.02): the sink belongs to position 0 as much as to BOS. Held-out loss 1.344 / 1.350. On
+# scratch runs of the same language at 8000 steps (another word list, seeds 0-1): 7 of 8 sinks, copy top-1 0.96;
+# moving a sink head's BOS weight onto its other keys cost <= 0.011 nats, switching the head off 0.04-0.10.
+BACKCOPY_LM_CONFIG = TrainConfig(n_layers=3, d_model=64, n_heads=4, n_ctx=64, d_mlp=4 * 64, steps=12_000, lr=1.5e-3,
+                                 warmup=200, **{**LM_OPTIMISATION, "eval_every": 1000},
+                                 data=dict(p_random=0.0, doc_weights=(("chain", 1.0),)))
 TINY = dict(n_layers=1, d_model=16, n_heads=2, steps=3, batch=2, warmup=1)  # smoke runs
 
 
@@ -324,6 +336,16 @@ def evaluate_ioi(model, cfg: TrainConfig, step: int) -> dict:
     return out
 
 
+BACKCOPY_EVAL = backcopy.full_length_contexts(48, seed=99)  # evaluation only: seed 99
+
+
+def evaluate_backcopy(model, cfg: TrainConfig, step: int) -> dict:
+    """Top-1 at the copy positions of 48 held-out contexts, in the HF model (no bridge)."""
+    copy = backcopy.copy_positions(BACKCOPY_EVAL)[:, :-1]  # [batch, pos - 1]
+    predicted = model(BACKCOPY_EVAL).logits[:, :-1].argmax(-1)  # [batch, pos - 1]
+    return {"copy_top1": round((predicted == BACKCOPY_EVAL[:, 1:])[copy].float().mean().item(), 3)}
+
+
 def evaluate_facts(model, cfg: TrainConfig, step: int) -> dict:
     """Top-1 recall of the attribute on each split (48 prompts each), in the HF model (no bridge)."""
     return {split.replace(" ", "_"): round(facts.recall(model, batch), 3) for split, batch in FACTS_EVAL.items()}
@@ -342,7 +364,12 @@ FACTS_LM = Recipe("facts-lm", FACTS_LM_CONFIG, build=partial(build_world_lm, fac
                   batches=partial(world_batches, facts), loss=lambda model, tokens: lm_loss(model(tokens).logits, tokens),
                   save=partial(save_world_lm, facts), snapshot=snapshot_world_lm,
                   evaluate=evaluate_facts, smoke={**TINY, "d_mlp": 4 * TINY["d_model"]})
-RECIPES = {r.name: r for r in (COURSE_LM, ATTN_ONLY_2L, IOI_LM, FACTS_LM)}
+BACKCOPY_LM = Recipe("backcopy-lm", BACKCOPY_LM_CONFIG, build=partial(build_world_lm, backcopy),
+                     batches=partial(world_batches, backcopy),
+                     loss=lambda model, tokens: lm_loss(model(tokens).logits, tokens),
+                     save=partial(save_world_lm, backcopy), evaluate=evaluate_backcopy,
+                     smoke={**TINY, "d_mlp": 4 * TINY["d_model"]})
+RECIPES = {r.name: r for r in (COURSE_LM, ATTN_ONLY_2L, IOI_LM, FACTS_LM, BACKCOPY_LM)}
 
 
 if __name__ == "__main__":
