@@ -70,7 +70,7 @@ def test_a_typo_is_not_an_outage(typo, meant, monkeypatch):
     with pytest.raises(models.ModelUnavailableError) as error:
         models.load_model(typo)
     assert str(error.value) == (f"no course model named {typo!r}; did you mean {meant}? The course ships: "
-                                "attn-only-2l, course-lm, facts-lm, ioi-lm, pointer-32, pointer-8. (Hugging Face models load by their "
+                                "attn-only-2l, backcopy-lm, course-lm, facts-lm, ioi-lm, pointer-32, pointer-8. (Hugging Face models load by their "
                                 "hub name, e.g. load_model('gpt2').)")
     assert "offline" not in str(error.value)
 

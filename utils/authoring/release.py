@@ -29,7 +29,7 @@ SHIPPED_DIRS = ["notebooks", "models"]
 # What learners import: models, data, views, checkers. Never instructor code (authoring, zoo,
 # analysis) nor generated answers (reference).
 LEARNER_UTILS = ["__init__.py", "env.py", "seeds.py", "models.py", "corpus.py", "tokenizer.py", "pointer.py", "viz.py",
-                 "polarity.py", "attention_classifiers.py", "ioi.py", "probing.py", "facts.py", "tracing.py",
+                 "polarity.py", "attention_classifiers.py", "ioi.py", "backcopy.py", "probing.py", "facts.py", "tracing.py",
                  "relative_attention.py", "patching.py", "notebook.py", "checking", "exercises"]
 JUNK = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
 # README sections between these markers are for instructors and contributors only.

@@ -17,6 +17,7 @@ from scipy.stats import spearmanr
 import json
 from functools import partial
 from utils.models import MODELS_DIR
+from utils import backcopy
 from utils import ModelUnavailableError
 
 

@@ -219,14 +219,14 @@ FACTS_LM_CONFIG = TrainConfig(n_layers=6, d_model=128, n_heads=4, n_ctx=64, d_ml
                               data=dict(p_random=0.1, doc_weights=tuple(facts.DOC_WEIGHTS.items()),
                                         early_doc_weights=tuple(facts.EARLY_WEIGHTS.items()), early_steps=1000))
 # backcopy-lm: notebook 01's sinks on a model's own text (utils.backcopy: a bigram chain without repeats and two
-# trigger words whose copy acts one word late; issue 11). Not shipped yet (2026-12-05): seeds 0 and 1 of this recipe,
-# measured with model_card.backcopy_figures (96 held-out contexts at 64 tokens, uniform alpha_0 0.074): copy top-1
-# 0.996 / 0.989; every head beyond layer 0 a sink on held-out contexts and on random words (8 of 8, alpha_0 0.53-0.82;
-# layer 0: 3 of 4 and 2 of 4); 7 of the 8 active-dormant on both (<= 0.06 on BOS from the copy positions, 0.55-0.83
-# from the others); with BOS dropped (a word at position 0) 0.75 / 1.00 of them stay sinks, BOS moved to position 32
-# draws 0.49 / 0.40 (uniform 0.02): the sink belongs to position 0 as much as to BOS. Held-out loss 1.344 / 1.350. On
-# scratch runs of the same language at 8000 steps (another word list, seeds 0-1): 7 of 8 sinks, copy top-1 0.96;
-# moving a sink head's BOS weight onto its other keys cost <= 0.011 nats, switching the head off 0.04-0.10.
+# trigger words whose copy acts one word late; issue 11). Shipped 2026-12-05: seed 0, the recipe's default; seeds 0-3
+# in models/backcopy-lm/seeds.json (model_card.backcopy_figures: 96 held-out contexts at 64 tokens, uniform alpha_0
+# 0.074): copy top-1 0.989-0.996; sinks beyond layer 0 on held-out contexts and on random words 8 / 8 / 8 / 7 of 8;
+# with BOS dropped (a word at position 0) 0.75-1.00 of the heads stay sinks. On the shipped seed 7 of the 8 are
+# active-dormant (<= 0.02 on BOS from the copy positions, 0.63-0.83 from the others) and BOS moved to position 32
+# still draws 0.49 (uniform 0.02): the sink belongs to position 0 as much as to BOS. On scratch runs of the same
+# language at 8000 steps (another word list, seeds 0-1): 7 of 8 sinks, copy top-1 0.96; moving a sink head's BOS
+# weight onto its other keys cost <= 0.011 nats, switching the head off 0.04-0.10.
 BACKCOPY_LM_CONFIG = TrainConfig(n_layers=3, d_model=64, n_heads=4, n_ctx=64, d_mlp=4 * 64, steps=12_000, lr=1.5e-3,
                                  warmup=200, **{**LM_OPTIMISATION, "eval_every": 1000},
                                  data=dict(p_random=0.0, doc_weights=(("chain", 1.0),)))
