@@ -77,6 +77,19 @@ def held_out_documents(name: str, n_ctx: int, seed: int = 10_000,
     return corpus.full_length_documents(n, n_ctx, seed, weights)
 
 
+def sink_owner(model, text: torch.Tensor, heads: list[tuple[int, int]]) -> dict:
+    """What a sink belongs to, on `text` [batch, pos] with BOS first: the share of sink heads beyond layer 0 with BOS
+    dropped (a word at position 0), and the mean weight `heads` put on BOS moved to the middle and on the word left
+    at position 0, beside a uniform head's weight on the moved BOS."""
+    middle = text.shape[1] // 2
+    moved = torch.cat([text[:, 1 : middle + 1], text[:, :1], text[:, middle + 1 :]], dim=1)  # BOS at `middle`
+    pick = lambda a: sum(a[l, h].item() for l, h in heads) / max(1, len(heads))  # noqa: E731
+    return {"no_bos_share": metrics.sink_report(model, text[:, 1:], SINK_EPS).share,
+            "moved_bos": {"position": middle, "sink_heads_on_bos": pick(metrics.bos_sink_scores(model, moved, middle)),
+                          "sink_heads_on_position_0": pick(metrics.bos_sink_scores(model, moved, 0)),
+                          "uniform": metrics.uniform_key_attention(text.shape[1], middle)}}
+
+
 def sink_figures(model, text: torch.Tensor, ends: torch.Tensor, words: torch.Tensor | None = None) -> dict:
     """Sink heads at full length on held-out text and on random words, the uniform baseline at that length, where
     the heads rest on text instead (the ends and the starts of documents), and what the sink belongs to: BOS
@@ -86,12 +99,6 @@ def sink_figures(model, text: torch.Tensor, ends: torch.Tensor, words: torch.Ten
     n_ctx = model.cfg.n_ctx
     words = corpus.random_word_contexts(32, n_ctx, seed=SEED) if words is None else words
     on_text, on_words = metrics.sink_report(model, text, SINK_EPS), metrics.sink_report(model, words, SINK_EPS)
-    middle = n_ctx // 2
-    moved = torch.cat([text[:, 1 : middle + 1], text[:, :1], text[:, middle + 1 :]], dim=1)  # BOS at `middle`
-    heads = on_text.heads or on_words.heads  # where the sink heads are
-    no_bos = metrics.sink_report(model, text[:, 1:], SINK_EPS)
-    to_bos, to_first = (metrics.bos_sink_scores(model, moved, key) for key in (middle, 0))
-    pick = lambda a: sum(a[l, h].item() for l, h in heads) / max(1, len(heads))  # noqa: E731
     text_patterns = metrics.attention_patterns(model, text)  # [layer, batch, head, q, k]
     on_ends = [metrics.token_class_attention(p, ends) for p in text_patterns]
     on_starts = [metrics.document_start_attention(p, ends) for p in text_patterns]
@@ -106,9 +113,7 @@ def sink_figures(model, text: torch.Tensor, ends: torch.Tensor, words: torch.Ten
                                "weight": start_weight.tolist(),
                                "largest_on_bos_after_a_document": bos_later[1:].max().item()},
             "random_words": {"share": on_words.share, "heads": on_words.heads, "alpha": on_words.alpha.tolist()},
-            "no_bos_share": no_bos.share,
-            "moved_bos": {"position": middle, "sink_heads_on_bos": pick(to_bos), "sink_heads_on_position_0": pick(to_first),
-                          "uniform": metrics.uniform_key_attention(n_ctx, middle)}}
+            **sink_owner(model, text, on_text.heads or on_words.heads)}  # the sink heads: on text, else on words
 
 
 COURSE_LM_SINK_KEYS = ("text", "random_words", "document_ends", "document_start")
@@ -417,20 +422,13 @@ def backcopy_figures(model) -> dict:
         predicted = model(text)[:, :-1].argmax(-1)  # [batch, pos - 1]
     on_bos = metrics.attention_patterns(model, text)[..., 0].transpose(1, 2)  # [layer, head, batch, query]
     elsewhere = ~copy & (torch.arange(n_ctx) > 0)  # [batch, pos]
-    middle = n_ctx // 2
-    moved = torch.cat([text[:, 1 : middle + 1], text[:, :1], text[:, middle + 1 :]], dim=1)  # BOS at `middle`
-    heads = on_text.heads
-    pick = lambda a: sum(a[l, h].item() for l, h in heads) / max(1, len(heads))  # noqa: E731
     return {"loss": metrics.mean_loss(model, text), "length": n_ctx, "uniform": on_text.uniform, "eps": SINK_EPS,
             "copy_accuracy": (predicted == text[:, 1:])[copy[:, :-1]].float().mean().item(),
             "copy_share": copy[:, 1:].float().mean().item(),
             "text": {"share": on_text.share, "heads": on_text.heads, "alpha": on_text.alpha.tolist()},
             "random_words": {"share": on_words.share, "heads": on_words.heads, "alpha": on_words.alpha.tolist()},
             "bos_at_copy": on_bos[:, :, copy].mean(-1).tolist(), "bos_elsewhere": on_bos[:, :, elsewhere].mean(-1).tolist(),
-            "no_bos_share": metrics.sink_report(model, text[:, 1:], SINK_EPS).share,
-            "moved_bos": {"position": middle, "sink_heads_on_bos": pick(metrics.bos_sink_scores(model, moved, middle)),
-                          "sink_heads_on_position_0": pick(metrics.bos_sink_scores(model, moved, 0)),
-                          "uniform": metrics.uniform_key_attention(n_ctx, middle)}}
+            **sink_owner(model, text, on_text.heads)}
 
 
 def backcopy_seeds(folders: dict[int, str]) -> dict:
