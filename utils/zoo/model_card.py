@@ -90,6 +90,18 @@ def sink_owner(model, text: torch.Tensor, heads: list[tuple[int, int]]) -> dict:
                           "uniform": metrics.uniform_key_attention(text.shape[1], middle)}}
 
 
+def sink_writes(model, text: torch.Tensor, heads: list[tuple[int, int]]) -> dict:
+    """Gu et al.'s other signature of a sink, on `text` [batch, pos] with BOS first: what the key at position 0 writes
+    through each of `heads` (|v W_O|) over what an average later key writes, with BOS there ("bos") and with BOS
+    dropped, so that a word is at position 0 ("word_at_0"); and the share of later keys that write less than
+    position 0 (0 when position 0 writes the least of all)."""
+    with_bos, without = (metrics.written_norms(model, t, heads) for t in (text, text[:, 1:]))  # {(l, h): [batch, key]}
+    ratio = lambda n: (n[:, 0].mean() / n[:, 1:].mean()).item()  # noqa: E731
+    below = lambda n: (n[:, 1:] < n[:, :1]).float().mean().item()  # noqa: E731
+    return {kind: {f"{l}.{h}": {"ratio": ratio(norms[l, h]), "keys_below": below(norms[l, h])} for l, h in heads}
+            for kind, norms in (("bos", with_bos), ("word_at_0", without))}
+
+
 def sink_figures(model, text: torch.Tensor, ends: torch.Tensor, words: torch.Tensor | None = None) -> dict:
     """Sink heads at full length on held-out text and on random words, the uniform baseline at that length, where
     the heads rest on text instead (the ends and the starts of documents), and what the sink belongs to: BOS
@@ -428,6 +440,7 @@ def backcopy_figures(model) -> dict:
             "text": {"share": on_text.share, "heads": on_text.heads, "alpha": on_text.alpha.tolist()},
             "random_words": {"share": on_words.share, "heads": on_words.heads, "alpha": on_words.alpha.tolist()},
             "bos_at_copy": on_bos[:, :, copy].mean(-1).tolist(), "bos_elsewhere": on_bos[:, :, elsewhere].mean(-1).tolist(),
+            "writes": sink_writes(model, text, [tuple(head) for head in on_text.heads]),
             **sink_owner(model, text, on_text.heads)}
 
 
@@ -436,8 +449,10 @@ def backcopy_seeds(folders: dict[int, str]) -> dict:
     acceptance figures, without the per-head tables."""
     def figures(folder) -> dict:
         f = backcopy_figures(load_folder(folder))
+        writes = {kind: [w["ratio"] for w in f["writes"][kind].values()] for kind in ("bos", "word_at_0")}
         return {"loss": f["loss"], "copy_accuracy": f["copy_accuracy"], "no_bos_share": f["no_bos_share"],
-                **{k: {"share": f[k]["share"], "heads": f[k]["heads"]} for k in ("text", "random_words")}}
+                **{k: {"share": f[k]["share"], "heads": f[k]["heads"]} for k in ("text", "random_words")},
+                "bos_writes_at_most": max(writes["bos"]), "word_at_0_writes_at_least": min(writes["word_at_0"])}
     return recipe_runs(figures, folders)
 
 
@@ -802,7 +817,13 @@ def backcopy_section(name: str, c: dict) -> list[str]:
              f"- What the sink belongs to: with BOS dropped (a word at position 0) the share of sink heads is "
              f"{fmt(c['no_bos_share'], 2)}; with BOS moved to position {moved['position']}, the sink heads put "
              f"{fmt(moved['sink_heads_on_bos'], 2)} on it there (uniform {fmt(moved['uniform'], 3)}) and "
-             f"{fmt(moved['sink_heads_on_position_0'], 2)} on the word at position 0."]
+             f"{fmt(moved['sink_heads_on_position_0'], 2)} on the word at position 0.",
+             "- What a resting head takes from the sink (Gu et al.'s small value): what position 0 writes through each "
+             "sink head (|v W_O|) over an average later key, with BOS there / with a word there: " + "; ".join(
+                 f"{head} {fmt(bos['ratio'], 2)} / {fmt(c['writes']['word_at_0'][head]['ratio'], 2)}"
+                 for head, bos in c["writes"]["bos"].items())
+             + f". Later keys writing less than BOS: at most {fmt(max(w['keys_below'] for w in c['writes']['bos'].values()), 3)} "
+             "of them, through any sink head."]
     seeds = (c.get("seeds") or {}).get("seeds", {})  # seeds.json: {"committed": seed, "seeds": {seed: figures}}
     if seeds:
         shares = {k: [r[k]["share"] for r in seeds.values()] for k in ("text", "random_words")}
@@ -810,11 +831,13 @@ def backcopy_section(name: str, c: dict) -> list[str]:
                       f"heads on held-out contexts {fmt(min(shares['text']), 2)}-{fmt(max(shares['text']), 2)}, on random "
                       f"words {fmt(min(shares['random_words']), 2)}-{fmt(max(shares['random_words']), 2)}:", ""]
         lines += table(["seed", "held-out loss", "copy top-1", "sinks on held-out contexts", "sinks on random words",
-                        "without BOS", "train wall s"],
+                        "without BOS", "BOS writes (largest)", "a word at 0 writes (smallest)", "train wall s"],
                        [[str(seed), fmt(r["loss"]), fmt(r["copy_accuracy"]),
                          f"{fmt(r['text']['share'], 2)} ({heads_text(r['text']['heads'])})",
                          f"{fmt(r['random_words']['share'], 2)} ({heads_text(r['random_words']['heads'])})",
-                         fmt(r["no_bos_share"], 2), fmt(r["train_wall_s"], 0)] for seed, r in seeds.items()])
+                         fmt(r["no_bos_share"], 2), fmt(r.get("bos_writes_at_most"), 2),
+                         fmt(r.get("word_at_0_writes_at_least"), 2), fmt(r["train_wall_s"], 0)]
+                        for seed, r in seeds.items()])
     lines += ["", "α₀ per head on held-out contexts:", ""]
     lines += table(["layer"] + [f"head {h}" for h in range(c["n_heads"])],
                    [[str(l)] + [fmt(a, 2) for a in row] for l, row in enumerate(text["alpha"])])
