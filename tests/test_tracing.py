@@ -84,3 +84,59 @@ def test_one_summary_with_classes_per_kind_equals_one_per_kind(facts_lm):
     assert torch.allclose(torch.stack([f.fractions["attn"]["last"] for f in both.per_fact]).mean(0),
                           both.by_class["attn"]["last"].mean, atol=1e-6)
     assert both.mean_low == pytest.approx(sum(f.low for f in both.per_fact) / 4) and fact.high > fact.low
+
+
+def _severed_loop(model, prompt, noise_std: float, layer: int, severed: str | None, samples: int, seed: int) -> float:
+    """severed_trace's figure for one restored layer, one noise draw at a time, unbatched: the reference."""
+    tokens = model.to_tokens(prompt.text)  # [1, pos]
+    (start, end), at = prompt.subject_span, prompt.subject_span[1] - 1
+    answer = tracing.word_token(model, prompt.answer)
+    noise = tracing.gaussian_noise((samples, end - start, model.cfg.d_model), noise_std, seed)
+    with torch.no_grad():
+        high = model(tokens)[0, -1].softmax(-1)[answer].item()
+        _, clean = model.run_with_cache(tokens)
+        low, restored = [], []
+        for draw in noise:
+            def noised(embed, hook, draw=draw):
+                embed = embed.clone()
+                embed[0, start:end] += draw
+                return embed
+            with model.hooks(fwd_hooks=[("hook_embed", noised)]):
+                logits, corrupted = model.run_with_cache(tokens)
+            low.append(logits[0, -1].softmax(-1)[answer].item())
+            hooks = [("hook_embed", noised)]
+            def put(value):
+                def hook(activation, hook):
+                    activation = activation.clone()
+                    activation[0, at] = value
+                    return activation
+                return hook
+            hooks.append((f"blocks.{layer}.hook_resid_post", put(clean[f"blocks.{layer}.hook_resid_post"][0, at])))
+            if severed:
+                hooks += [(f"blocks.{l}.{severed}", put(corrupted[f"blocks.{l}.{severed}"][0, at]))
+                          for l in range(layer + 1, model.cfg.n_layers)]
+            restored.append(model.run_with_hooks(tokens, fwd_hooks=hooks)[0, -1].softmax(-1)[answer].item())
+    low_mean = sum(low) / samples
+    return (sum(restored) / samples - low_mean) / (high - low_mean)
+
+
+def test_severed_trace_equals_an_unbatched_loop_and_severs_only_later_blocks(facts_lm):
+    """ROME's Figure 3: the batched severed trace against one run per noise draw; "none" is the hidden-state trace;
+    after the last block there is nothing left to sever."""
+    prompt = facts.prompts(3, "train phrasings", seed=5)[0]
+    n_layers, at = facts_lm.cfg.n_layers, prompt.subject_span[1] - 1
+    layers = list(range(n_layers))
+    severed = tracing.severed_trace(facts_lm, prompt, 0.3, layers, samples=2, seed=7)  # [SEVERED, layer]
+    assert severed.shape == (len(tracing.SEVERED), n_layers)
+    for c, hook in enumerate(tracing.SEVERED.values()):
+        for layer in (0, 2):
+            expected = _severed_loop(facts_lm, prompt, 0.3, layer, hook, samples=2, seed=7)
+            assert severed[c, layer].item() == pytest.approx(expected, abs=1e-4), (hook, layer)
+    tokens = facts_lm.to_tokens(prompt.text)[0]
+    hidden, *_ = tracing.trace_sites(facts_lm, tokens, tuple(prompt.subject_span), tracing.word_token(facts_lm, prompt.answer),
+                                     [(at, layer) for layer in layers], 0.3, samples=2, seed=7)
+    _, low, high = tracing.trace_sites(facts_lm, tokens, tuple(prompt.subject_span),
+                                       tracing.word_token(facts_lm, prompt.answer), [(at, 0)], 0.3, samples=2, seed=7)
+    assert torch.allclose(severed[0], (hidden - low) / (high - low), atol=1e-5)
+    assert torch.allclose(severed[:, -1], severed[0, -1].expand(len(tracing.SEVERED)), atol=1e-6)
+    assert (severed[1, :2] - severed[0, :2]).abs().max() > 1e-3  # severing the MLPs does something here

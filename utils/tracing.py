@@ -29,6 +29,7 @@ import re
 import weakref
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import partial
 from typing import Sequence
 
 import numpy as np
@@ -402,6 +403,52 @@ def summarize(model, prompts: Sequence, n_facts: int = 100, samples: int = 10, s
     return TraceSummary(by_class, estimate(splits) if split else None, len(correct), window, sum(lows) / len(lows),
                         (min(lows), max(lows)), sum(highs) / len(highs),
                         tuple(FactTrace(*fact) for fact in zip(tables, lows, highs)))
+
+
+# ---------------------------------------------------------------- severing a path (ROME's Figure 3)
+SEVERED = {"none": None, "later MLPs": "hook_mlp_out", "later attention": "hook_attn_out"}
+
+
+def severed_trace(model, prompt, noise_std: float, layers: Sequence[int], samples: int = 2, seed: int = 1) -> torch.Tensor:
+    """ROME's Figure 3 at the last subject token: the recovered fraction when its hidden state after block l is
+    restored, with nothing else changed ("none") or with the MLP ("later MLPs") or attention ("later attention")
+    outputs at that token in every block after l kept at their corrupted values, so that the restored state cannot
+    act through them. One fact (`.text`, `.subject_span`, `.answer`), `samples` noise draws: -> [SEVERED, layers]."""
+    tokens = model.to_tokens(prompt.text)[0]  # [pos]
+    (start, end), at = prompt.subject_span, prompt.subject_span[1] - 1
+    answer, n_layers = word_token(model, prompt.answer), model.cfg.n_layers
+    noise = gaussian_noise((samples, end - start, model.cfg.d_model), noise_std, seed)  # [sample, span, d_model]
+    parts = {f"blocks.{l}.{hook}" for l in range(n_layers) for hook in SEVERED.values() if hook}
+    states = [f"blocks.{l}.hook_resid_post" for l in layers]
+    with torch.no_grad():
+        with model.hooks(fwd_hooks=[("hook_embed", _embed_hook((start, end), noise))]):  # row 0 clean, then each draw
+            logits, cache = model.run_with_cache(tokens.expand(1 + samples, -1),
+                                                 names_filter=lambda name: name in parts or name in states)
+        p = logits[:, -1].float().softmax(-1)[:, answer]  # [1 + sample]
+        high, low = p[0].item(), p[1:].mean().item()
+        groups = [(hook, layer) for hook in SEVERED.values() for layer in layers]  # `samples` rows each
+
+        def restore(resid: torch.Tensor, hook, layer: int) -> torch.Tensor:  # [rows, pos, d_model]
+            resid = resid.clone()
+            for g, (_, restored) in enumerate(groups):
+                if restored == layer:
+                    resid[g * samples : (g + 1) * samples, at] = cache[f"blocks.{layer}.hook_resid_post"][0, at]
+            return resid
+
+        def keep_corrupted(out: torch.Tensor, hook, name: str, layer: int) -> torch.Tensor:  # [rows, pos, d_model]
+            out = out.clone()
+            for g, (severed, restored) in enumerate(groups):
+                if severed and name.endswith(severed) and layer > restored:
+                    out[g * samples : (g + 1) * samples, at] = cache[name][1:, at]
+            return out
+
+        noised = _embed_hook((start, end), noise)
+        hooks = [("hook_embed", lambda embed, hook: noised(torch.cat([embed[:1], embed]), hook)[1:])]  # every row noised
+        hooks += [(name, partial(restore, layer=l)) for l, name in zip(layers, states)]
+        hooks += [(name, partial(keep_corrupted, name=name, layer=int(name.split(".")[1]))) for name in sorted(parts)]
+        p = model.run_with_hooks(tokens.expand(len(groups) * samples, -1), fwd_hooks=hooks)[:, -1].float().softmax(-1)
+    scores = p[:, answer].view(len(groups), samples).mean(-1)  # [group]
+    return ((scores - low) / (high - low)).view(len(SEVERED), len(layers))
 
 
 # ---------------------------------------------------------------- patching between two runs
