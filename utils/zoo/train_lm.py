@@ -213,6 +213,24 @@ IOI_LM_CONFIG = TrainConfig(n_layers=4, d_model=128, n_heads=4, n_ctx=64, d_mlp=
 #   spreads thinly over MLPs 1-4 on some seeds and nowhere on others: the MLP condition on none of six runs.
 #   A at 8 layers (seeds 2, 0): the last token takes the subject over after block 1 (0.93) or 2 (0.96), every later
 #   MLP at the subject <= 0.03, held-out clauses 0.27 on seed 0: depth moves the composition to the last token.
+# - Parallel blocks (2026-12-05, scratch: this recipe's world, data, steps and optimiser on a GPT-NeoX layout, Pythia's
+#   and GPT-J's: attention and MLP read the same block input, so MLP 0 sees its own token only and cannot combine the
+#   clan with the given name; rotary positions, untied embeddings; the card's per-seed protocol, and ROME's Figure 3 on
+#   60 facts: the hidden state restored after block l with the MLP outputs at the subject in later blocks kept
+#   corrupted). The bridge boots GPT-NeoX with default_prepend_bos False: set it True (the course's tokenizer adds BOS).
+#     run        2 clauses  last subject, first half   last token  MLP 0  later MLPs (1st half; together)  severed
+#     6L seed 2  0.99       0.38 / 0.51 / 0.68         0.80 (b3)   0.07   <= 0.04 (1-2: 0.09)               0.40 -> 0.26 (b0)
+#     6L seed 0  0.92       0.23 / 0.35 / 0.50         0.92 (b4)   0.05   <= 0.05 (0.05)                    0.41 -> 0.18 (b1)
+#     6L reg.55  1.00       0.26 / 0.33 / 0.63         0.74 (b3)   0.04   <= 0.05 (0.10)                    0.26 -> 0.17 (b0)
+#     8L seed 2  0.74       0.36 / 0.41 / 0.46 / 0.51  0.84 (b6)   0.11   <= 0.05 (1-3: 0.13)               0.47 -> 0.32 (b2)
+#     8L seed 0  0.99       0.33 / 0.49 / 0.55 / 0.59  0.90 (b6)   0.07   <= 0.01 (0.03)                    0.60 -> 0.24 (b2)
+#     8L seed 1  0.62       0.19 / 0.50 / 0.60 / 0.78  0.99 (b6)   0.04   <= 0.05 (0.12)                    0.60 -> 0.14 (b2)
+#   (reg.55: registry documents 0.55 of the mix; two clauses: recall on 300 held-out prompts, the other splits 1.00.)
+#   The early site now builds up block by block, as in ROME, MLP 0 no longer carries it, and ROME's own mediation test
+#   finds it running through the later MLPs (most of it at 8 layers); yet no single later MLP restored alone recovers
+#   0.1 in the first half on any run (two reach 0.08 and 0.10 in the second), so the test's single-MLP condition stays
+#   unmet; at 8 layers two of three seeds fail the two-clause split. The shipped (sequential) facts-lm, the same test:
+#   0.53 -> 0.39 after block 0 (model card): its later MLPs carry a quarter.
 FACTS_LM_CONFIG = TrainConfig(n_layers=6, d_model=128, n_heads=4, n_ctx=64, d_mlp=4 * 128, steps=4000, lr=1.5e-3,
                               warmup=200, **{**LM_OPTIMISATION, "eval_every": 500, "seed": 2},
                               checkpoints=(1500, 2500, 3000),
