@@ -308,7 +308,7 @@ def test_backcopy_lm_sink_writes_almost_nothing_and_that_belongs_to_bos(copier):
 
 def test_backcopy_lm_recipe_seeds_and_the_shipped_seed(copier):
     """The card's seed table: at least 3 seeds, each with the sink bar on held-out contexts and on random words and each
-    having learned the copy (top-1 >= 0.95; 0.989-0.996 over seeds 0-3, the shipped model's own bar is 0.99 above);
+    having learned the copy (top-1 >= 0.95; 0.989-0.996 over seeds 0-4, the shipped model's own bar is 0.99 above);
     BOS writing under half an average key through every sink head on every seed; the shipped seed is the recipe's
     default seed, and its row is the shipped weights, measured now."""
     from utils.zoo.train_lm import BACKCOPY_LM_CONFIG
@@ -317,7 +317,7 @@ def test_backcopy_lm_recipe_seeds_and_the_shipped_seed(copier):
     assert len(seeds) >= 3 and record["committed"] == BACKCOPY_LM_CONFIG.seed
     for seed, f in seeds.items():
         assert f["copy_accuracy"] >= 0.95 and min(f["text"]["share"], f["random_words"]["share"]) >= 0.25, (seed, f)
-        assert f["bos_writes_at_most"] < 0.5, (seed, f)  # the small value on every seed (0.21-0.34 over seeds 0-3)
+        assert f["bos_writes_at_most"] < 0.5, (seed, f)  # the small value on every seed (0.21-0.34 over seeds 0-4)
     shipped = seeds[str(BACKCOPY_LM_CONFIG.seed)]
     assert abs(shipped["text"]["share"] - copier["text"]["share"]) < 1e-9 and abs(shipped["loss"] - copier["loss"]) < 1e-6
 

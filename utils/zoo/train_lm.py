@@ -237,10 +237,11 @@ FACTS_LM_CONFIG = TrainConfig(n_layers=6, d_model=128, n_heads=4, n_ctx=64, d_ml
                               data=dict(p_random=0.1, doc_weights=tuple(facts.DOC_WEIGHTS.items()),
                                         early_doc_weights=tuple(facts.EARLY_WEIGHTS.items()), early_steps=1000))
 # backcopy-lm: notebook 01's sinks on a model's own text (utils.backcopy: a bigram chain without repeats and two
-# trigger words whose copy acts one word late; issue 11). Shipped 2026-12-05: seed 0, the recipe's default; seeds 0-3
+# trigger words whose copy acts one word late; issue 11). Shipped 2026-12-05: seed 0, the recipe's default; seeds 0-4
 # in models/backcopy-lm/seeds.json (model_card.backcopy_figures: 96 held-out contexts at 64 tokens, uniform alpha_0
-# 0.074): copy top-1 0.989-0.996; sinks beyond layer 0 on held-out contexts and on random words 8 / 8 / 8 / 7 of 8;
-# with BOS dropped (a word at position 0) 0.75-1.00 of the heads stay sinks. On the shipped seed 7 of the 8 are
+# 0.074): copy top-1 0.989-0.996; sinks beyond layer 0 on held-out contexts and on random words 8 / 8 / 8 / 7 / 8 of 8;
+# with BOS dropped (a word at position 0) 0.75-1.00 of the heads stay sinks; BOS writes at most 0.21-0.34 of an
+# average key through any sink head. On the shipped seed 7 of the 8 are
 # active-dormant (<= 0.02 on BOS from the copy positions, 0.63-0.83 from the others) and BOS moved to position 32
 # still draws 0.49 (uniform 0.02): the sink belongs to position 0 as much as to BOS. On scratch runs of the same
 # language at 8000 steps (another word list, seeds 0-1): 7 of 8 sinks, copy top-1 0.96; moving a sink head's BOS
