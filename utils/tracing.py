@@ -148,14 +148,15 @@ def gaussian_noise(shape: tuple[int, ...], std: float, seed: int) -> torch.Tenso
     return torch.from_numpy(std * np.random.default_rng(seed).standard_normal(shape)).float()
 
 
-def _embed_hook(span: tuple[int, int], noise: torch.Tensor):
-    """Add `noise` [samples, span, d_model] to the subject embeddings of every row but the clean one."""
+def _embed_hook(span: tuple[int, int], noise: torch.Tensor, first_row: int = 1):
+    """Add `noise` [samples, span, d_model] to the subject embeddings of every row from `first_row` on (by default
+    every row but the clean one, row 0), the samples repeating in order."""
     start, end = span
 
     def hook(embed: torch.Tensor, hook) -> torch.Tensor:  # [rows, pos, d_model]
-        rows = embed.shape[0] - 1
+        rows = embed.shape[0] - first_row
         embed = embed.clone()
-        embed[1:, start:end] += noise.repeat(rows // len(noise), 1, 1).to(embed.dtype)
+        embed[first_row:, start:end] += noise.repeat(rows // len(noise), 1, 1).to(embed.dtype)
         return embed
 
     return hook
@@ -442,8 +443,7 @@ def severed_trace(model, prompt, noise_std: float, layers: Sequence[int], sample
                     out[g * samples : (g + 1) * samples, at] = cache[name][1:, at]
             return out
 
-        noised = _embed_hook((start, end), noise)
-        hooks = [("hook_embed", lambda embed, hook: noised(torch.cat([embed[:1], embed]), hook)[1:])]  # every row noised
+        hooks = [("hook_embed", _embed_hook((start, end), noise, first_row=0))]  # every row noised, no clean row
         hooks += [(name, partial(restore, layer=l)) for l, name in zip(layers, states)]
         hooks += [(name, partial(keep_corrupted, name=name, layer=int(name.split(".")[1]))) for name in sorted(parts)]
         p = model.run_with_hooks(tokens.expand(len(groups) * samples, -1), fwd_hooks=hooks)[:, -1].float().softmax(-1)

@@ -387,7 +387,7 @@ def severed_summary(model, prompts: list, n_facts: int = 100, samples: int = 4, 
 
 def measure_facts_lm(model, n: int = 300) -> dict:
     """facts-lm: recall on every split, against the most common value; the causal trace (window 1: each
-    block's own MLP and attention); sinks at full length on the world's own text."""
+    block's own MLP and attention); ROME's severing test; sinks at full length on the world's own text."""
     recall = {split: tracing.recalled(model, facts.prompts(n, split, seed=SEED)).float().mean().item()
               for split in facts.SPLITS}
     values = {r: [p.attributes[r] for p in facts.people()] for r in corpus.RELATIONS}
