@@ -18,6 +18,7 @@ import json
 from functools import partial
 from utils.models import MODELS_DIR
 from utils import backcopy
+from utils.analysis import metrics
 from utils import ModelUnavailableError
 
 
