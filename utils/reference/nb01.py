@@ -18,7 +18,6 @@ import json
 from functools import partial
 from utils.models import MODELS_DIR
 from utils import backcopy
-from utils.analysis import metrics
 from utils import ModelUnavailableError
 
 
