@@ -538,7 +538,8 @@ def zoo_timing_lines() -> list[str]:
     record = json.loads(path.read_text())
     models = ", ".join(f"{run['model']} {run['wall_seconds'] / 60:.1f}" for run in record["models"])
     return [f"The whole zoo, trained end to end by `python -m utils.zoo.train_all --out DIR --jobs {record['jobs']}` on "
-            f"{record['cpu_count']} cores ({record['cpu_capability']}, {record['date']}): "
+            f"{record['cpu_count']} cores ({', '.join(filter(None, [record.get('cpu_model'), record['cpu_capability']]))}, "
+            f"{record['date']}): "
             f"**{record['wall_seconds'] / 60:.1f} minutes** of wall time, longest recipes first, one core each "
             f"(minutes per model: {models}). The shipped weights are that run's only where they were trained on the "
             "same machine: a recipe repeats bit for bit on one machine, but another machine's floating-point noise "

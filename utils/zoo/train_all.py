@@ -70,8 +70,10 @@ def train_all(out: Path, jobs: int = 2, smoke: bool = False) -> dict:
         runs = list(pool.map(lambda name: train_one(name, out, smoke), names))
     import torch
 
+    from utils.zoo.training import cpu_model
+
     record = {"jobs": jobs, "smoke": smoke, "cpu_count": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
-              "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+              "cpu_model": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
               "wall_seconds": round(time.perf_counter() - start, 1), "models": runs}
     (out / "zoo_timing.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
