@@ -246,6 +246,11 @@ IOI_LM_CONFIG = TrainConfig(n_layers=4, d_model=128, n_heads=4, n_ctx=64, d_mlp=
 #   later ones <= 0.01); the last token takes the subject over after block 1 (0.55, 0.83 after block 2) or block 2
 #   (0.85); the last subject token recovers 0.55 after block 0 only (seed 2) or 0.39 / 0.36 after blocks 0-1 (seed 0);
 #   held-out clauses 0.90 on seed 0.
+# - Twice the people (2026-12-05, scratch: 4 clans x 144 given names, 576 people, else this recipe; seeds 2 / 0), for
+#   storage pressure at the subject: recall 0.99-1.00 on every split; MLP 0 at the last subject 0.23 / 0.36, every
+#   later MLP <= 0.03; seed 2's last token takes the subject over after block 1 (0.58; 0.93 after block 2) and its
+#   last subject token recovers 0.25 after block 0 only; seed 0 0.39 / 0.41 / 0.38 after blocks 0-2, last token 0.90
+#   after block 3. More people moved nothing into the later MLPs.
 # - The zoo run of 2026-12-05 (this recipe, seed 2, retrained on an AMD EPYC: other weights than the shipped ones):
 #   card protocol, last subject 0.44 / 0.49 after blocks 0 / 1, MLP 0 0.34, MLP 1 0.06 (0.09 [0.06, 0.12] on the
 #   acceptance test's prompts), last token 0.93 after block 4, recall 1.00 on every split.
