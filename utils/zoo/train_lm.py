@@ -238,8 +238,9 @@ IOI_LM_CONFIG = TrainConfig(n_layers=4, d_model=128, n_heads=4, n_ctx=64, d_mlp=
 #   No closer to the single-MLP condition. Norms at the last subject token (60 clean facts) are the same tied or
 #   untied and consistent with why: MLP 0 writes 12-15 there, MLPs 1 and 2 3.5-4.5, the noise 2.5-2.8 per token (the
 #   embedding 1.1-1.4), so one later MLP restored alone sits beside a corrupted MLP 0 output three times its size.
-#   On the shipped weights (60 facts, 3 draws each), MLP 1 restored alone at the last subject recovers 0.01 as the
-#   card measures it and 0.10 when MLP 0's corrupted output there is replaced by its mean clean value.
+#   On the shipped weights (60 facts, 3 fresh draws each), MLP 1 restored alone at the last subject recovers 0.01
+#   [-0.01, 0.03] as the card measures it and 0.10 [0.05, 0.15] when MLP 0's corrupted output there is replaced by
+#   its mean clean value (the difference, fact by fact, 0.09 [0.03, 0.15]).
 # - Stochastic depth on the MLPs (2026-12-05, scratch: every block's MLP output dropped for a whole context with
 #   probability 0.25 in training, scaled by 1 / 0.75, off in evaluation; seeds 2 / 0), to make no single MLP
 #   indispensable: the opposite of what was hoped. No MLP at the last subject matters any more (MLP 0 0.04 / 0.02,
