@@ -64,3 +64,19 @@ def test_phase_change_step_is_the_first_snapshot_at_the_bar():
     assert model_card.phase_change_step(curve) == 1250
     assert model_card.phase_change_step(curve, bar=0.95) is None
     assert model_card.phase_change_step({0: 0.5}) == 0  # the bar itself counts
+
+
+def test_the_card_for_named_models_rewrites_only_their_rows_and_sections(monkeypatch):
+    """`python -m utils.zoo.model_card NAME` once rewrote the whole card with NAME alone on it."""
+    import pytest
+    card = "\n".join(["# Course models", "", "| model | loss |", "|---|---|", "| `a` | 1.0 |", "| `b` | 2.0 |", "",
+                      "## `a`", "", "old a", "", "## `b`", "", "old b", "", "## `jw-classifiers` (notebook 02)", "",
+                      "classifiers", ""])
+    monkeypatch.setattr(model_card, "overview", lambda cards: ["| model | loss |", "|---|---|"]
+                        + [f"| `{n}` | {c['loss']} |" for n, c in cards.items()])
+    monkeypatch.setattr(model_card, "section", lambda name, c: [f"## `{name}`", "", f"new {name} {c['loss']}", ""])
+    spliced = model_card.splice(card, {"b": {"loss": 3.0}})
+    assert spliced == card.replace("| `b` | 2.0 |", "| `b` | 3.0 |").replace("old b", "new b 3.0")
+    assert model_card.splice(card, {"a": {"loss": 9}}).count("## `") == 3
+    with pytest.raises(ValueError, match="without names"):
+        model_card.splice(card, {"c": {"loss": 1.0}})

@@ -1042,16 +1042,39 @@ def markdown(cards: dict[str, dict]) -> str:
              ""]
     lines += overview(cards) + [""] + zoo_timing_lines()
     for name, c in cards.items():
-        lines += (pointer_section(name, c) if name in pointer.TASKS else ioi_section(name, c) if name == "ioi-lm"
-                  else facts_section(name, c) if name == "facts-lm" else backcopy_section(name, c)
-                  if name == "backcopy-lm" else lm_section(name, c))
+        lines += section(name, c)
     lines += classifier_section()
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def section(name: str, card: dict) -> list[str]:
+    """One model's section of the card, from its `## \\`name\\`` heading to the blank line before the next."""
+    return (pointer_section(name, card) if name in pointer.TASKS else ioi_section(name, card) if name == "ioi-lm"
+            else facts_section(name, card) if name == "facts-lm" else backcopy_section(name, card)
+            if name == "backcopy-lm" else lm_section(name, card))
+
+
+def splice(card_text: str, cards: dict[str, dict]) -> str:
+    """`card_text` with the overview row and the section of each model in `cards` replaced by fresh ones; every
+    other model's row and section, and the zoo timing, stay as they were. A model the card lacks is an error."""
+    lines = card_text.rstrip("\n").split("\n")
+    fresh_rows = dict(zip(cards, overview(cards)[2:]))
+    for name, c in cards.items():
+        heading = f"## `{name}`"
+        row = [i for i, line in enumerate(lines) if line.startswith(f"| `{name}` |")]
+        if heading not in lines or len(row) != 1:
+            raise ValueError(f"{name} is not on the card yet: run `python -m utils.zoo.model_card` without names")
+        lines[row[0]] = fresh_rows[name]
+        start = lines.index(heading)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines[start:end] = section(name, c)
     return "\n".join(lines).rstrip() + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="*", help="models to measure (default: every course model)")
+    parser.add_argument("names", nargs="*", help="models to measure (default: every course model); with names, only "
+                                                 "their rows and sections of the card are rewritten")
     parser.add_argument("--json", action="store_true", help="print measurements as JSON instead of writing the card")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -1060,7 +1083,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         print(json.dumps(cards, indent=1))
     else:
-        README.write_text(markdown(cards))
+        README.write_text(splice(README.read_text(), cards) if args.names else markdown(cards))
         print(f"wrote {README}")
 
 
