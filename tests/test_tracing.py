@@ -27,13 +27,19 @@ def facts_lm():
     return load_model("facts-lm")
 
 
-def test_the_course_models_resume_and_a_model_that_cannot_falls_back(random_lm, facts_lm):
-    assert tracing.resumable(random_lm) and tracing.resumable(facts_lm)
+@pytest.fixture(scope="module")
+def course_lm():
+    return load_model("course-lm")
+
+
+def test_the_course_models_resume_and_a_model_that_cannot_falls_back(random_lm, course_lm, facts_lm):
+    assert tracing.resumable(random_lm) and tracing.resumable(course_lm)
+    assert not tracing.resumable(facts_lm)  # GPT-NeoX: its blocks are handed rotary positions, so one pass
     assert tracing.resumable(load_model("ioi-lm", compat=True))  # folded LayerNorm too
     assert not tracing.resumable(SimpleNamespace(cfg=SimpleNamespace(n_ctx=8, d_vocab=10, n_layers=1)))  # no blocks
 
 
-@pytest.mark.parametrize("model_name", ["random_lm", "facts_lm"])
+@pytest.mark.parametrize("model_name", ["random_lm", "course_lm"])
 def test_a_resumed_trace_equals_one_pass_over_every_row(model_name, request, monkeypatch):
     model = request.getfixturevalue(model_name)
     n_layers, last = model.cfg.n_layers, len(TOKENS) - 1
@@ -49,21 +55,21 @@ def test_a_resumed_trace_equals_one_pass_over_every_row(model_name, request, mon
     assert abs(single[1] - single[2]) > 1e-3  # the noise does something
 
 
-def test_resumed_patching_equals_one_pass_and_the_loop(facts_lm, monkeypatch):
-    source = torch.stack([TOKENS, TOKENS.roll(1), TOKENS.flip(0)]) % facts_lm.cfg.d_vocab  # [3, pos]
-    target = torch.stack([TOKENS.roll(2), TOKENS, TOKENS.roll(3)]) % facts_lm.cfg.d_vocab
-    n_layers, last = facts_lm.cfg.n_layers, len(TOKENS) - 1
+def test_resumed_patching_equals_one_pass_and_the_loop(course_lm, monkeypatch):
+    source = torch.stack([TOKENS, TOKENS.roll(1), TOKENS.flip(0)]) % course_lm.cfg.d_vocab  # [3, pos]
+    target = torch.stack([TOKENS.roll(2), TOKENS, TOKENS.roll(3)]) % course_lm.cfg.d_vocab
+    n_layers, last = course_lm.cfg.n_layers, len(TOKENS) - 1
     sites = [(f"blocks.{layer}.{hook}", pos) for layer in range(n_layers) for pos in (SPAN[1] - 1, last)
              for hook in ("hook_resid_post", "hook_resid_pre", "hook_mlp_out", "hook_attn_out")]
-    resumed = tracing.patch_sites(facts_lm, source, target, sites)  # [3, sites, vocab]
+    resumed = tracing.patch_sites(course_lm, source, target, sites)  # [3, sites, vocab]
     with torch.no_grad():
-        _, cache = facts_lm.run_with_cache(source)
-    heads = patching.head_sites(facts_lm, len(TOKENS)) + patching.resid_sites(facts_lm, len(TOKENS))
-    heads_resumed = patching.patch(facts_lm, target, cache, heads, max_rows=64)  # several chunks
+        _, cache = course_lm.run_with_cache(source)
+    heads = patching.head_sites(course_lm, len(TOKENS)) + patching.resid_sites(course_lm, len(TOKENS))
+    heads_resumed = patching.patch(course_lm, target, cache, heads, max_rows=64)  # several chunks
     monkeypatch.setattr(tracing, "resumable", lambda m: False)
-    assert torch.allclose(resumed, tracing.patch_sites(facts_lm, source, target, sites), atol=1e-4)
-    assert torch.allclose(heads_resumed, patching.patch(facts_lm, target, cache, heads), atol=1e-4)
-    assert torch.allclose(heads_resumed, patching.patch_loop(facts_lm, target, cache, heads), atol=1e-4)
+    assert torch.allclose(resumed, tracing.patch_sites(course_lm, source, target, sites), atol=1e-4)
+    assert torch.allclose(heads_resumed, patching.patch(course_lm, target, cache, heads), atol=1e-4)
+    assert torch.allclose(heads_resumed, patching.patch_loop(course_lm, target, cache, heads), atol=1e-4)
 
 
 def test_one_summary_with_classes_per_kind_equals_one_per_kind(facts_lm):

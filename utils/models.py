@@ -88,9 +88,7 @@ def load_folder(folder: str | Path, *, checkpoint: int | None = None, device: st
     folder = Path(folder)
     if (folder / NATIVE_CONFIG).exists():
         return _load_native(folder, checkpoint, device).eval()
-    from transformer_lens.model_bridge import TransformerBridge
-
-    return TransformerBridge.boot_transformers(str(folder), device=device).eval()
+    return _boot_hf_folder(folder, device).eval()
 
 
 def folder_checkpoints(folder: str | Path) -> list[int]:
@@ -171,9 +169,17 @@ def _load_course_model(name: str, checkpoint: int | None, device: str):
     if checkpoint is not None:
         raise ValueError(f"{name!r} has no training snapshots; checkpoint= works for: "
                          + ", ".join(n for n in course_models() if list_checkpoints(n)))
+    return _boot_hf_folder(folder, device)
+
+
+def _boot_hf_folder(folder: Path, device: str):
+    """A course model saved in Hugging Face format, booted offline. Every course prompt starts with BOS: the bridge
+    prepends it for GPT-2 folders but not for GPT-NeoX ones (facts-lm), so it is set here for all."""
     from transformer_lens.model_bridge import TransformerBridge
 
-    return TransformerBridge.boot_transformers(str(folder), device=device)
+    model = TransformerBridge.boot_transformers(str(folder), device=device)
+    model.cfg.default_prepend_bos = True
+    return model
 
 
 def _load_native(folder: Path, checkpoint: int | None, device: str):

@@ -255,7 +255,7 @@ IOI_LM_CONFIG = TrainConfig(n_layers=4, d_model=128, n_heads=4, n_ctx=64, d_mlp=
 # - The zoo run of 2026-12-05 (this recipe, seed 2, retrained on an AMD EPYC: other weights than the shipped ones):
 #   card protocol, last subject 0.44 / 0.49 after blocks 0 / 1, MLP 0 0.34, MLP 1 0.06 (0.09 [0.06, 0.12] on the
 #   acceptance test's prompts), last token 0.93 after block 4, recall 1.00 on every split.
-FACTS_LM_CONFIG = TrainConfig(n_layers=6, d_model=128, n_heads=4, n_ctx=64, d_mlp=4 * 128, steps=4000, lr=1.5e-3,
+FACTS_LM_CONFIG = TrainConfig(n_layers=5, d_model=128, n_heads=4, n_ctx=64, d_mlp=4 * 128, steps=4000, lr=1.5e-3,
                               warmup=200, **{**LM_OPTIMISATION, "eval_every": 500, "seed": 2},
                               checkpoints=(1500, 2500, 3000),
                               data=dict(p_random=0.1, doc_weights=tuple(facts.DOC_WEIGHTS.items()),
@@ -360,6 +360,22 @@ def build_world_lm(world, cfg: TrainConfig, out: Path | None = None):
     return build_course_lm(cfg, out, vocab_size=len(world.token_ids()))
 
 
+def build_parallel_lm(world, cfg: TrainConfig, out: Path | None = None):
+    """A freshly initialised GPTNeoXForCausalLM (Pythia's layout: attention and MLP read the same block input; rotary
+    positions on a quarter of each head; untied embeddings; eager attention, no dropout) for `world`'s vocabulary."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    ids = corpus.token_ids()
+    config = GPTNeoXConfig(vocab_size=len(world.token_ids()), hidden_size=cfg.d_model, num_hidden_layers=cfg.n_layers,
+                           num_attention_heads=cfg.n_heads, intermediate_size=cfg.d_mlp,
+                           max_position_embeddings=cfg.n_ctx, use_parallel_residual=True, tie_word_embeddings=False,
+                           bos_token_id=ids[corpus.BOS], eos_token_id=ids[corpus.BOS], pad_token_id=ids[corpus.PAD],
+                           use_cache=False)
+    config._attn_implementation = "eager"
+    torch.manual_seed(cfg.seed)
+    return GPTNeoXForCausalLM(config)
+
+
 def save_world_lm(world, model, cfg: TrainConfig, out: Path) -> None:
     model.save_pretrained(str(out))
     save_tokenizer(out, build_tokenizer(world.token_ids()))
@@ -403,7 +419,7 @@ ATTN_ONLY_2L = Recipe("attn-only-2l", ATTN_ONLY_2L_CONFIG, build=build_attn_only
 IOI_LM = Recipe("ioi-lm", IOI_LM_CONFIG, build=partial(build_world_lm, ioi), batches=partial(world_batches, ioi),
                 loss=lambda model, tokens: lm_loss(model(tokens).logits, tokens), save=partial(save_world_lm, ioi),
                 evaluate=evaluate_ioi, smoke={**TINY, "d_mlp": 4 * TINY["d_model"]})
-FACTS_LM = Recipe("facts-lm", FACTS_LM_CONFIG, build=partial(build_world_lm, facts),
+FACTS_LM = Recipe("facts-lm", FACTS_LM_CONFIG, build=partial(build_parallel_lm, facts),
                   batches=partial(world_batches, facts), loss=lambda model, tokens: lm_loss(model(tokens).logits, tokens),
                   save=partial(save_world_lm, facts), snapshot=snapshot_world_lm,
                   evaluate=evaluate_facts, smoke={**TINY, "d_mlp": 4 * TINY["d_model"]})
