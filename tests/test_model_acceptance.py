@@ -71,31 +71,36 @@ def test_facts_lm_late_site(facts_trace):
 
 def test_facts_lm_early_site(facts_lm, facts_trace):
     """ROME's early site: restoring the last subject token after a block in the first half recovers half the gap.
-    Seed-dependent (models/facts-lm/seeds.json: met on the shipped seed 2, not on every seed of the recipe)."""
+    Seed-dependent (models/facts-lm/seeds.json: met on the shipped seed 0, not on every seed of the recipe)."""
     first_half = list(range(facts_lm.cfg.n_layers // 2))
     assert facts_trace.n_facts >= 100 and facts_trace.last_subject.mean[first_half].max() >= 0.5
 
 
 def test_facts_lm_later_mlps_carry_part_of_the_early_site(facts_lm):
-    """ROME's severing test (their Figure 3), what notebook 05 teaches beside the xfail below: with the MLP outputs at
-    the last subject token kept corrupted in every block after the restored one, the hidden state restored after block
-    0 loses a tenth or more of the effect, fact by fact, with a 95 % interval above 0.05; keeping the later attention
-    corrupted instead loses less. Measured before these bars were written: 0.14 [0.11, 0.17] of 0.53 (card's prompts),
-    0.14 +- 0.04 of 0.61 (notebook 05's); attention 0.02 and 0.03."""
+    """ROME's severing test (their Figure 3), which notebook 05 teaches beside the MLP sets below: with the MLP outputs
+    at the last subject token kept corrupted in every block after the restored one, the hidden state restored after
+    block 0 loses a tenth or more of the effect, fact by fact, with a 95 % interval above 0.05; keeping the later
+    attention corrupted instead loses less. The bars were written for the GPT-2 facts-lm (0.14 [0.11, 0.17] of 0.53,
+    attention 0.02); the parallel-layout facts-lm shipped 2026-12-06 loses 0.27 through the MLPs and 0.16 through the
+    attention on these prompts (its later attention at the subject reads the clan token, noise and all), so the
+    attention clause is now "less", where it was "less than half" of the MLPs' for the GPT-2 model."""
     t = model_card.severed_summary(facts_lm, facts.prompts(200, "train phrasings", seed=21))
     mlps, attention = t["lost"]["later MLPs"], t["lost"]["later attention"]
     assert t["n_facts"] >= 100 and t["layers"][0] == 0
     assert mlps["mean"][0] >= 0.1 and mlps["low"][0] > 0.05, mlps
-    assert attention["mean"][0] < mlps["mean"][0] / 2, attention
+    assert attention["mean"][0] < mlps["mean"][0], attention
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: restored one at a time, only block 0's MLP brings the answer back at "
-                   "the last subject token, on every seed of the recipe (shipped seed 2: 0.58; every later MLP <= 0.03): "
-                   "one MLP combines the clan and the given name; the later MLPs carry about a quarter of the early site "
-                   "(the severing test above) but none is sufficient alone (models/README.md)")
-def test_facts_lm_early_site_is_not_carried_by_the_first_mlp_alone(facts_trace):
-    """Subject enrichment, not a token lookup: some MLP after layer 0 matters at the last subject token."""
-    assert facts_trace.by_class["mlp"]["last subject"].mean[1:].max() >= 0.1
+def test_facts_lm_early_site_is_not_carried_by_the_first_mlp_alone(facts_lm):
+    """Subject enrichment, not a token lookup: at the last subject token the MLPs after block 0, restored together
+    (ROME restores several MLPs at once, each adding little), recover a tenth of the gap or more, and block 0's MLP
+    alone falls short of all the MLPs restored together by as much, fact by fact; both with 95 % intervals above 0.05.
+    The sequential facts-lm shipped until 2026-12-06 failed both: the later MLPs together 0.03 [0.01, 0.05], block 0's
+    alone 0.60 of all the MLPs' 0.60 (100 facts, 3 draws each)."""
+    restored = model_card.mlp_sets(facts_lm, facts.prompts(200, "train phrasings", seed=21))["restored"]
+    later, short = restored["later blocks"], restored["all but block 0's"]
+    assert later["mean"] >= 0.1 and later["low"] > 0.05, restored
+    assert short["mean"] >= 0.1 and short["low"] > 0.05, restored
 
 
 def test_facts_lm_attention_trace_peaks_at_the_last_token(facts_trace):
@@ -104,19 +109,23 @@ def test_facts_lm_attention_trace_peaks_at_the_last_token(facts_trace):
 
 
 def test_facts_lm_recipe_seeds_and_the_shipped_seed(facts_lm):
-    """The card's seed table: at least 5 seeds, each recalling >= 0.95 on every split with the late site before the
-    last block. The early site's size is seed-dependent: the shipped seed has it without being the best seed by it,
-    and is that seed's weights (its recall, measured now, is the table's)."""
+    """The card's seed table: at least 5 seeds, each recalling >= 0.95 on every split. The sites are seed-dependent
+    (the card counts the seeds that have each): the shipped seed has the late site before the last block, the early
+    site's size (without being the best seed by it) and the later MLPs' share at the subject, and is that seed's
+    weights (its recall, measured now, is the table's)."""
     import json
     from utils.zoo.train_lm import FACTS_LM_CONFIG
     record = json.loads((MODELS_DIR / "facts-lm" / "seeds.json").read_text())
     seeds, shipped = record["seeds"], str(FACTS_LM_CONFIG.seed)
     assert len(seeds) >= 5 and record["committed"] == FACTS_LM_CONFIG.seed
     for seed, f in seeds.items():
-        assert min(f["recall"].values()) >= 0.95 and max(f["last_token"][:-1]) >= 0.7, (seed, f)
+        assert min(f["recall"].values()) >= 0.95, (seed, f["recall"])
     first_half = facts_lm.cfg.n_layers // 2
     early = {seed: max(f["last_subject"][:first_half]) for seed, f in seeds.items()}
     assert early[shipped] >= 0.5 and max(early, key=early.get) != shipped, early
+    ours = seeds[shipped]
+    assert max(ours["last_token"][:-1]) >= 0.7 and ours["attn_peak"] == "last", ours
+    assert ours["mlp_sets"]["later blocks"] >= 0.1 and ours["mlp_sets"]["all but block 0's"] >= 0.1, ours["mlp_sets"]
     for split in facts.SPLITS:
         measured = tracing.recalled(facts_lm, facts.prompts(300, split, seed=model_card.SEED)).float().mean().item()
         assert abs(measured - seeds[shipped]["recall"][split]) < 1e-9, split

@@ -385,6 +385,30 @@ def severed_summary(model, prompts: list, n_facts: int = 100, samples: int = 4, 
                      for c, name in enumerate(tracing.SEVERED) if c}}
 
 
+def mlp_sets(model, prompts: list, n_facts: int = 100, samples: int = 3) -> dict:
+    """The MLP outputs at the last subject token restored in sets: block 0's alone, every later block's together (ROME
+    restores several MLPs at once because each adds little), all of them, and each later one alone; over the first
+    `n_facts` recalled prompts, fresh noise per fact. Recovered fractions, means with 95 % intervals over facts, and
+    what block 0's MLP alone falls short of all of them, fact by fact ("all but block 0's")."""
+    noise_std = tracing.NOISE_SCALE * tracing.subject_embedding_std(model, sorted({p.subject for p in prompts}))
+    correct = [p for p, ok in zip(prompts, tracing.recalled(model, prompts).tolist()) if ok][:n_facts]
+    n_layers = model.cfg.n_layers
+    sets = {"block 0": (0,), "later blocks": tuple(range(1, n_layers)), "all blocks": tuple(range(n_layers)),
+            **{f"block {layer}": (layer,) for layer in range(1, n_layers)}}
+    rows = []
+    for i, p in enumerate(correct):
+        tokens, at = model.to_tokens(p.text)[0], p.subject_span[1] - 1
+        sites = [("mlp", at, layers) for layers in sets.values()]
+        scores, low, high = tracing.trace_sites(model, tokens, tuple(p.subject_span), tracing.word_token(model, p.answer),
+                                                sites, noise_std, samples=samples, seed=SEED + 7919 * i)
+        rows.append((scores - low) / (high - low))  # [set]
+    rows = torch.stack(rows)  # [fact, set]
+    as_dict = lambda e: {"mean": e.mean.item(), "low": e.low.item(), "high": e.high.item()}  # noqa: E731
+    out = {name: as_dict(tracing.estimate(list(rows[:, [k]]))) for k, name in enumerate(sets)}
+    out["all but block 0's"] = as_dict(tracing.estimate(list(rows[:, [2]] - rows[:, [0]])))
+    return {"n_facts": len(correct), "samples": samples, "restored": out}
+
+
 def measure_facts_lm(model, n: int = 300) -> dict:
     """facts-lm: recall on every split, against the most common value; the causal trace (window 1: each
     block's own MLP and attention); ROME's severing test; sinks at full length on the world's own text."""
@@ -397,6 +421,7 @@ def measure_facts_lm(model, n: int = 300) -> dict:
     return {"recall": recall, "most_common_share": common, "loss": metrics.mean_loss(model, text),
             "causal_trace": trace_summary(model, prompts=facts.prompts(400, "train phrasings", seed=SEED), window=1),
             "severed": severed_summary(model, facts.prompts(400, "train phrasings", seed=SEED)),
+            "mlp_sets": mlp_sets(model, facts.prompts(400, "train phrasings", seed=SEED)),
             "sinks": sink_figures(model, text=text, ends=ends, words=words)}
 
 
@@ -425,7 +450,8 @@ def symmetric_replacement(model, prompts: list, n_facts: int = 100) -> dict:
 
 def facts_seed_figures(model, n: int = 300) -> dict:
     """The figures of one facts-lm seed: recall by split; the hidden-state, MLP and attention traces (window 1,
-    100 facts, fresh noise per fact, the card's prompts); symmetric token replacement on the same facts."""
+    100 facts, fresh noise per fact, the card's prompts); the MLPs at the last subject token restored in sets
+    (mlp_sets); symmetric token replacement on the same facts."""
     prompts = facts.prompts(400, "train phrasings", seed=SEED)
     trace = trace_summary(model, prompts=prompts, window=1)
     by_class = trace["by_class"]
@@ -434,6 +460,7 @@ def facts_seed_figures(model, n: int = 300) -> dict:
             "last_subject": by_class["resid"]["last subject"]["mean"], "last_token": by_class["resid"]["last"]["mean"],
             "mlp_last_subject": by_class["mlp"]["last subject"]["mean"],
             "attn_peak": max(by_class["attn"], key=lambda name: max(by_class["attn"][name]["mean"])),
+            "mlp_sets": {name: e["mean"] for name, e in mlp_sets(model, prompts)["restored"].items()},
             "symmetric_replacement": symmetric_replacement(model, prompts)}
 
 
@@ -737,11 +764,14 @@ def facts_section(name: str, c: dict) -> list[str]:
              "fact sentences, most of which name another person in a clause between the subject and the relation: "
              "the recipe is designed to give the model a reason to hold a person's attributes at the last subject "
              "token (ROME's early site) and to find the subject by its place; whether it does is measured below, on "
-             "every seed.", "",
+             "every seed. The model has Pythia's layout (GPT-NeoX: a block's attention and MLP read the same input; "
+             "rotary positions, untied embeddings): block 0's MLP sees one token, so it cannot combine the clan with the "
+             "given name, as a GPT-2 block 0 (attention, then MLP) did in the sequential facts-lm shipped until "
+             "2026-12-06, whose early site was that one MLP.", "",
              f"- Held-out loss on the world's own text {fmt(c['loss'])} (full-length contexts).",
              "- Recall top-1 (300 prompts each): " + "; ".join(f"{split} {fmt(v, 2)}" for split, v in c["recall"].items())
              + f" (the most common value of a relation: {common}).", ""]
-    lines += trace_section(c["causal_trace"]) + [""] + severed_lines(c["severed"]) + [""]
+    lines += trace_section(c["causal_trace"]) + [""] + mlp_set_lines(c["mlp_sets"]) + [""] + severed_lines(c["severed"]) + [""]
     record = c.get("seeds", {})
     seeds = record.get("seeds", {})
     if seeds:
@@ -749,17 +779,21 @@ def facts_section(name: str, c: dict) -> list[str]:
         first_half = n_layers // 2
         header = (["seed"] + [f"recall, {split}" for split in facts.SPLITS]
                   + ["last subject, best of blocks 0-" + str(first_half - 1), "MLP 0 at the last subject",
-                     "best later MLP there", "last token, best before the last block", "attention trace peaks at",
+                     "best later MLP there", "later MLPs together", "all MLPs", "last token, best before the last block",
+                     "attention trace peaks at",
                      "STR: last subject, best of blocks 0-" + str(first_half - 1),
                      "STR: last token, best before the last block",
                      "training wall time (s)"])
         figures = {s: {"early": max(f["last_subject"][:first_half]), "mlp0": f["mlp_last_subject"][0],
                        "mlp_later": max(f["mlp_last_subject"][1:]), "late": max(f["last_token"][:-1]),
+                       "mlps_later": f["mlp_sets"]["later blocks"], "mlps_all": f["mlp_sets"]["all blocks"],
+                       "mlps_short": f["mlp_sets"]["all but block 0's"],
                        "str_early": max(f["symmetric_replacement"]["last_subject"][:first_half]),
                        "str_late": max(f["symmetric_replacement"]["last_token"][:-1])} for s, f in seeds.items()}
         rows = [[s + (" (shipped)" if int(s) == record.get("committed") else "")]
                 + [fmt(f["recall"][split], 2) for split in facts.SPLITS]
-                + [fmt(figures[s][k], 2) for k in ("early", "mlp0", "mlp_later", "late")] + [f["attn_peak"] + " token"]
+                + [fmt(figures[s][k], 2) for k in ("early", "mlp0", "mlp_later", "mlps_later", "mlps_all", "late")]
+                + [f["attn_peak"] + " token"]
                 + [fmt(figures[s][k], 2) for k in ("str_early", "str_late")] + [f"{f['train_wall_s']:.0f}"]
                 for s, f in seeds.items()]
         count = lambda key, bar: sum(f[key] >= bar for f in figures.values())  # noqa: E731
@@ -769,12 +803,26 @@ def facts_section(name: str, c: dict) -> list[str]:
         lines += table(header, rows) + [
             "", f"Issue 11's bars, seed by seed: the late site (last token ≥ 0.7 before the last block) on "
             f"{count('late', 0.7)} of {len(seeds)} seeds; the early site's size (last subject token ≥ 0.5 in the first "
-            f"half) on {count('early', 0.5)}; an MLP after layer 0 recovering ≥ 0.1 at the last subject token on "
-            f"{count('mlp_later', 0.1)}; the attention trace peaking at the last token on "
+            f"half) on {count('early', 0.5)}; the MLPs after layer 0, restored together at the last subject token, "
+            f"recovering ≥ 0.1 on {count('mlps_later', 0.1)}, and MLP 0 alone falling ≥ 0.1 short of all the MLPs on "
+            f"{count('mlps_short', 0.1)} (one later MLP alone ≥ 0.1 on {count('mlp_later', 0.1)}); the attention "
+            f"trace peaking at the last token on "
             f"{sum(f['attn_peak'] == 'last' for f in seeds.values())}. Under STR the last subject token carries "
             f"≥ 0.9 of the logit difference in the first half on {count('str_early', 0.9)} seeds.",
             "", record.get("note", ""), ""]
     return lines + sink_lines(c["sinks"]) + [""]
+
+
+def mlp_set_lines(t: dict) -> list[str]:
+    """The MLPs at the last subject token restored in sets, as measured by mlp_sets."""
+    r = t["restored"]
+    at = lambda name: f"{fmt(r[name]['mean'], 2)} [{fmt(r[name]['low'], 2)}, {fmt(r[name]['high'], 2)}]"  # noqa: E731
+    singles = "; ".join(f"{name} {at(name)}" for name in r if name.startswith("block ") and name != "block 0")
+    short = at("all but block 0's")
+    return [f"The MLP outputs at the last subject token restored in sets ({t['n_facts']} recalled facts, {t['samples']} "
+            f"fresh noise draws each; recovered fraction, mean [95 % interval]): block 0's alone {at('block 0')}; every "
+            f"later block's together {at('later blocks')}; all of them {at('all blocks')}, which block 0's alone falls "
+            f"short of by {short} fact by fact; each later one alone: {singles}."]
 
 
 def severed_lines(t: dict) -> list[str]:
@@ -895,8 +943,9 @@ def trace_section(t: dict) -> list[str]:
     lines += table(["restored, token class"] + [f"L = {layer}" for layer in range(n_layers)], rows)
     split = t["mlp_split"]
     later = tracing.mlp_split_layers(n_layers)[1]
-    lines += ["", f"MLP restoration at the last subject token: the MLP of layer 0 alone recovers {ci(split, 0)}, the "
-              f"MLPs of layers {later[0]} to {later[-1]} together {ci(split, 1)}."]
+    others = f"the MLP of layer {later[0]}" if len(later) == 1 else f"the MLPs of layers {later[0]} to {later[-1]} together"
+    lines += ["", f"MLP restoration at the last subject token: the MLP of layer 0 alone recovers {ci(split, 0)}, "
+              f"{others} {ci(split, 1)}."]
     return lines
 
 

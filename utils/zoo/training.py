@@ -14,7 +14,7 @@ version and CPU capability: the same recipe gives the same weights bit for bit o
 floating-point kernels (the shipped weights are not reproduced exactly on an AVX2 machine).
 
 Seeds: every stream of a recipe (initialisation, data) comes from its config's `seed`, which is
-ZOO_SEED for every shipped model recipe but ioi-lm and facts-lm (seed 2: see their seeds.json); a recipe's other
+ZOO_SEED for every shipped model recipe but ioi-lm (seed 2: see its seeds.json); a recipe's other
 seeds are plain integers (train_pointer.seeded), so every stream stays what it was.
 """
 
