@@ -67,16 +67,19 @@ def test_phase_change_step_is_the_first_snapshot_at_the_bar():
 
 
 def test_the_card_for_named_models_rewrites_only_their_rows_and_sections(monkeypatch):
-    """`python -m utils.zoo.model_card NAME` once rewrote the whole card with NAME alone on it."""
+    """`python -m utils.zoo.model_card NAME` once rewrote the whole card with NAME alone on it; the zoo timing
+    (no measurement, a file) is read again."""
     import pytest
     card = "\n".join(["# Course models", "", "| model | loss |", "|---|---|", "| `a` | 1.0 |", "| `b` | 2.0 |", "",
+                      "The whole zoo, trained end to end in 9 minutes.", "",
                       "## `a`", "", "old a", "", "## `b`", "", "old b", "", "## `jw-classifiers` (notebook 02)", "",
                       "classifiers", ""])
+    monkeypatch.setattr(model_card, "zoo_timing_lines", lambda: ["The whole zoo, trained end to end in 8 minutes.", ""])
     monkeypatch.setattr(model_card, "overview", lambda cards: ["| model | loss |", "|---|---|"]
                         + [f"| `{n}` | {c['loss']} |" for n, c in cards.items()])
     monkeypatch.setattr(model_card, "section", lambda name, c: [f"## `{name}`", "", f"new {name} {c['loss']}", ""])
     spliced = model_card.splice(card, {"b": {"loss": 3.0}})
-    assert spliced == card.replace("| `b` | 2.0 |", "| `b` | 3.0 |").replace("old b", "new b 3.0")
+    assert spliced == card.replace("| `b` | 2.0 |", "| `b` | 3.0 |").replace("old b", "new b 3.0").replace("9 minutes", "8 minutes")
     assert model_card.splice(card, {"a": {"loss": 9}}).count("## `") == 3
     with pytest.raises(ValueError, match="without names"):
         model_card.splice(card, {"c": {"loss": 1.0}})

@@ -1104,9 +1104,14 @@ def section(name: str, card: dict) -> list[str]:
 
 
 def splice(card_text: str, cards: dict[str, dict]) -> str:
-    """`card_text` with the overview row and the section of each model in `cards` replaced by fresh ones; every
-    other model's row and section, and the zoo timing, stay as they were. A model the card lacks is an error."""
+    """`card_text` with the overview row and the section of each model in `cards` replaced by fresh ones, and the zoo
+    timing read again from models/zoo_timing.json; every other model's row and section stay as they were. A model the
+    card lacks is an error."""
     lines = card_text.rstrip("\n").split("\n")
+    timing = zoo_timing_lines()[:1]
+    at = [i for i, line in enumerate(lines) if line.startswith("The whole zoo, trained end to end")]
+    if timing and len(at) == 1:
+        lines[at[0]] = timing[0]
     fresh_rows = dict(zip(cards, overview(cards)[2:]))
     for name, c in cards.items():
         heading = f"## `{name}`"
