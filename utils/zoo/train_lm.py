@@ -165,7 +165,8 @@ IOI_LM_CONFIG = TrainConfig(n_layers=4, d_model=128, n_heads=4, n_ctx=64, d_mlp=
 #   majority 0.07), yet restoring any subject token recovers <= 0.04: the last token's block-0 attention copies
 #   the name tokens (alone 0.34) and the lookup runs at the last token (0.92 after block 4). A probe finds
 #   enrichment that the prediction does not use.
-# - v4 (this recipe): the same clan world with another person named in a clause of 60 % of the training fact
+# - v4 (shipped 2026-12-03 to 2026-12-06; "this recipe" in the entries below means v4): the same clan world with
+#   another person named in a clause of 60 % of the training fact
 #   sentences (a clause in 80 %, naming someone in 75 % of those; evaluation prompts unchanged), so the last token
 #   must find the subject by its place, not its words: recall 1.00 on every split; the last token reads the subject
 #   in block 3 (attention 0.31; the last token 0.98 after block 3: the late site); the last subject token recovers
